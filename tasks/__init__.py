@@ -1,0 +1,1 @@
+"""Runnable tasks: `python -m tasks.<domain>.<task>`; each exposes `main(argv=None) -> dict`."""

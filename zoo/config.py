@@ -1,0 +1,133 @@
+"""Configuration flows one way: dataclass defaults -> preset -> command-line flags -> builder.
+
+A task declares a dataclass (fields with defaults and, in `metadata`, help and choices) and a
+dict of presets. `parse_config` builds the argparse parser from the dataclass, applies the
+preset, then only the flags the user actually gave. Unknown keys are errors at every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import json
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zoo.distribute import DISTRIBUTIONS
+from zoo.errors import ZooError
+from zoo.optim import OPTIMIZERS, SCHEDULES
+from zoo.precision import PRECISIONS
+
+
+def option(default, help, choices=None, **kwargs):
+    """A dataclass field with its command-line help and choices."""
+    if isinstance(default, (dict, list)):
+        return field(default_factory=lambda: type(default)(default), metadata=dict(help=help, choices=choices))
+    return field(default=default, metadata=dict(help=help, choices=choices), **kwargs)
+
+
+@dataclass
+class TrainConfig:
+    """What every task's training run takes. Tasks subclass it with their data and model fields."""
+
+    preset: str = option("default", "named recipe; flags given on the command line override it")
+    epochs: int = option(10, "training epochs")
+    batch_size: int = option(128, "global batch size")
+    optimizer: str = option("nesterov", "optimizer", OPTIMIZERS)
+    learning_rate: float = option(0.01, "base (peak) learning rate")
+    momentum: float = option(0.9, "momentum of momentum/nesterov")
+    weight_decay: float = option(0.0, "decoupled weight decay (0 turns it off)")
+    clipnorm: typing.Optional[float] = option(None, "clip each gradient to this norm")
+    clipvalue: typing.Optional[float] = option(None, "clip gradients to [-v, v]")
+    schedule: str = option("cosine", "learning-rate schedule", SCHEDULES)
+    warmup_epochs: float = option(0.0, "cosine: epochs of linear warm-up")
+    step_epochs: float = option(7.0, "step: decay every this many epochs")
+    step_factor: float = option(0.7, "step: multiply the learning rate by this")
+    pct_start: float = option(0.25, "onecycle: fraction of the run spent warming up")
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss")
+    early_stopping_patience: typing.Optional[int] = option(None, "stop after this many epochs without val improvement")
+    precision: str = option("auto", "dtype policy (auto: mixed_float16 on GPUs with cc >= 7.0, else float32)", PRECISIONS)
+    distribute: str = option("auto", "distribution strategy", DISTRIBUTIONS)
+    jit_compile: str = option("auto", "XLA (auto: on for GPUs; off on CPUs, where oneDNN measured faster)", ("auto", "true", "false"))
+    seed: int = option(0, "seeds Python, NumPy, TensorFlow and Keras")
+    deterministic: bool = option(False, "deterministic tf.data and TF ops (slower)")
+    data_dir: typing.Optional[str] = option(None, "local dataset directory (default: $ZOO_DATA_DIR, else TFDS)")
+    output_dir: typing.Optional[str] = option(None, "run directory (default: runs/<task>-<preset>)")
+    validation_split: float = option(0.2, "fraction of the training set held out for validation")
+    subset: typing.Optional[int] = option(None, "train on the first N training examples only (quick runs)")
+    resume: bool = option(True, "resume from the run directory's last finished epoch (--no-resume starts over)")
+    tensorboard: bool = option(True, "write TensorBoard logs")
+    export: bool = option(True, "export a SavedModel at the end")
+    verbose: str = option("auto", "Keras fit verbosity: auto, 0, 1 or 2", ("auto", "0", "1", "2"))
+
+
+def _flag(name):
+    return "--" + name.replace("_", "-")
+
+
+def _parse_value(text):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+def _model_arg(text):
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, value = text.split("=", 1)
+    return key.strip(), _parse_value(value)
+
+
+def build_parser(cls, prog=None, description=None, presets=None):
+    """An argparse parser with one flag per dataclass field; defaults are left unset so that
+    only flags the user typed override the preset."""
+    parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        meta = f.metadata
+        kind = hints[f.name]
+        choices = meta.get("choices")
+        if f.name == "preset" and presets:
+            choices = tuple(presets)
+        help_text = meta.get("help", "")
+        if kind is bool:
+            parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, help=help_text)
+        elif f.name == "model_kwargs":
+            parser.add_argument("--model-arg", dest="model_kwargs", action="append", type=_model_arg,
+                                metavar="KEY=VALUE", help=help_text)
+        else:
+            base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
+            parser.add_argument(_flag(f.name), type=base if base in (int, float, str) else _parse_value,
+                                choices=choices, help=help_text)
+    return parser
+
+
+def apply_overrides(cfg, overrides: dict, source: str):
+    """Returns `cfg` with `overrides` applied; an unknown key names its source."""
+    names = {f.name for f in dataclasses.fields(cfg)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ZooError(f"{source}: unknown setting(s) {', '.join(unknown)}. Known: {', '.join(sorted(names))}.")
+    overrides = dict(overrides)
+    if "model_kwargs" in overrides and isinstance(overrides["model_kwargs"], list):
+        overrides["model_kwargs"] = {**cfg.model_kwargs, **dict(overrides["model_kwargs"])}
+    return dataclasses.replace(cfg, **overrides)
+
+
+def parse_config(cls, presets: dict, argv=None, prog=None, description=None):
+    """Dataclass defaults -> preset -> command-line flags. Returns the resolved config."""
+    parser = build_parser(cls, prog=prog, description=description, presets=presets)
+    flags = vars(parser.parse_args(argv))
+    preset = flags.get("preset", cls.preset if hasattr(cls, "preset") else "default")
+    if preset not in presets:
+        raise ZooError(f"Unknown preset {preset!r}. Known presets: {', '.join(presets)}.")
+    cfg = apply_overrides(cls(), {**presets[preset], "preset": preset}, f"preset {preset!r}")
+    return apply_overrides(cfg, flags, "command line")
+
+
+def save_config(cfg, path):
+    Path(path).write_text(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,33 @@
+"""Data sources: local directories in canonical layouts, or TFDS by name."""
+
+import os
+from pathlib import Path
+
+from zoo.errors import DataError
+
+
+def resolve_data_dir(data_dir=None):
+    """The local data directory: the argument, else `ZOO_DATA_DIR`, else None (use TFDS).
+
+    A directory that is given but does not exist is an error rather than a silent download.
+    """
+    data_dir = data_dir or os.environ.get("ZOO_DATA_DIR") or None
+    if data_dir is None:
+        return None
+    path = Path(data_dir).expanduser()
+    if not path.is_dir():
+        raise DataError(f"Data directory {path} does not exist (from --data-dir or ZOO_DATA_DIR).")
+    return path
+
+
+def tfds_load(name, splits):
+    """Loads whole TFDS splits as numpy arrays, turning download failures into one clear error."""
+    try:
+        import tensorflow_datasets as tfds
+
+        return tfds.as_numpy(tfds.load(name, split=list(splits), as_supervised=True, batch_size=-1))
+    except Exception as e:  # TFDS raises many kinds of errors when offline
+        raise DataError(
+            f"Could not load {name!r} from TensorFlow Datasets ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
+            "Offline, point --data-dir or ZOO_DATA_DIR at a local copy."
+        ) from e

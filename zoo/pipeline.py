@@ -1,0 +1,95 @@
+"""`tf.data` input pipelines. Augmentation runs in-graph on whole batches (vectorized), which
+keeps the pipeline well ahead of training on a 2-core CPU (see bench/throughput.py)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def normalize_images(images, mean, std):
+    """uint8 images -> float32 (x / 255 - mean) / std; `mean` and `std` are scalars or per channel."""
+    x = tf.cast(images, tf.float32) / 255.0
+    return (x - tf.constant(mean, tf.float32)) / tf.constant(std, tf.float32)
+
+
+def augment_images(images, *, crop_padding=4, flip=True, cutout=0, seed=None):
+    """Random crop with zero padding, horizontal flip and cutout on a batch of NHWC images.
+
+    Args:
+        images: a batch `[B, H, W, C]` of any dtype.
+        crop_padding: pixels of zero padding on each side before a random crop back to H x W.
+        flip: flip each image left-right with probability 1/2.
+        cutout: side of a square zeroed at a random position (0 turns it off).
+        seed: an op-level seed for deterministic runs.
+    """
+    shape = tf.shape(images)
+    b, h, w = shape[0], shape[1], shape[2]
+    rng = tf.random.Generator.from_seed(seed) if seed is not None else None
+
+    def uniform(maxval):
+        if rng is not None:
+            return rng.uniform([b], 0, maxval, dtype=tf.int32)
+        return tf.random.uniform([b], 0, maxval, dtype=tf.int32)
+
+    if crop_padding:
+        p = crop_padding
+        padded = tf.pad(images, [[0, 0], [p, p], [p, p], [0, 0]])
+        rows = uniform(2 * p + 1)[:, None] + tf.range(h)[None, :]
+        cols = uniform(2 * p + 1)[:, None] + tf.range(w)[None, :]
+        images = tf.gather(padded, rows, axis=1, batch_dims=1)
+        images = tf.gather(images, cols, axis=2, batch_dims=1)
+    if flip:
+        coin = tf.equal(uniform(2), 1)[:, None, None, None]
+        images = tf.where(coin, tf.reverse(images, axis=[2]), images)
+    if cutout:
+        cy = uniform(h)[:, None, None]
+        cx = uniform(w)[:, None, None]
+        yy = tf.range(h)[None, :, None]
+        xx = tf.range(w)[None, None, :]
+        half = cutout // 2
+        inside = (tf.abs(yy - cy) <= half) & (tf.abs(xx - cx) <= half)
+        images = tf.where(inside[..., None], tf.zeros_like(images), images)
+    return images
+
+
+def image_dataset(
+    images,
+    labels,
+    *,
+    batch_size,
+    training,
+    mean=0.5,
+    std=0.5,
+    crop_padding=4,
+    flip=True,
+    cutout=0,
+    seed=None,
+    deterministic=False,
+    drop_remainder=False,
+):
+    """Builds the pipeline: slices -> cache -> shuffle -> batch -> augment -> normalize -> prefetch.
+
+    Args:
+        images: uint8 `[N, H, W, C]` array.
+        labels: int `[N]` array.
+        batch_size: global batch size.
+        training: shuffle and augment when True; evaluation pipelines are neither.
+        mean, std: normalization constants (scalars or per channel, in [0, 1] units).
+        crop_padding, flip, cutout: augmentation, see `augment_images`.
+        seed: seeds shuffling and augmentation.
+        deterministic: fix the element order of parallel maps (slower, reproducible).
+    """
+    ds = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
+    if training:
+        ds = ds.shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, drop_remainder=drop_remainder, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def prepare(x, y):
+        if training:
+            x = augment_images(x, crop_padding=crop_padding, flip=flip, cutout=cutout, seed=None)
+        return normalize_images(x, mean, std), y
+
+    ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,65 @@
+"""PNG plots of a run: learning curves and confusion matrices (matplotlib, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history: dict, path, metrics=("loss", "accuracy")):
+    """Train and validation curves of `metrics`, plus the learning rate, one panel each."""
+    plt = _pyplot()
+    panels = [m for m in metrics if m in history] + (["learning_rate"] if "learning_rate" in history else [])
+    if not panels:
+        return None
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.5), squeeze=False)
+    for ax, name in zip(axes[0], panels):
+        epochs = np.arange(1, len(history[name]) + 1)
+        ax.plot(epochs, history[name], label="train" if name != "learning_rate" else None)
+        if f"val_{name}" in history:
+            ax.plot(epochs, history[f"val_{name}"], label="validation")
+            ax.legend()
+        ax.set_xlabel("epoch")
+        ax.set_title(name.replace("_", " "))
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def confusion_matrix(y_true, y_pred, num_classes):
+    return np.bincount(np.asarray(y_true) * num_classes + np.asarray(y_pred), minlength=num_classes**2).reshape(
+        num_classes, num_classes)
+
+
+def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix"):
+    """Row-normalized confusion matrix with counts in each cell."""
+    plt = _pyplot()
+    n = len(class_names)
+    norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * n, 0.8 + 0.6 * n))
+    ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(n), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(n), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title)
+    for i in range(n):
+        for j in range(n):
+            ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
+                    color="white" if norm[i, j] > 0.5 else "black")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,118 @@
+"""Run setup, compile and fit shared by every task."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import json
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+
+from zoo.callbacks import backup_dir, resumed_epoch, standard_callbacks, trim_history
+from zoo.distribute import get_strategy, is_chief
+from zoo.optim import make_optimizer, make_schedule
+from zoo.precision import set_precision
+
+
+@dataclass
+class Run:
+    """What `setup_run` resolved: where outputs go and how training runs."""
+
+    run_dir: Path
+    strategy: object
+    policy: str
+    jit_compile: bool
+    chief: bool
+
+
+def package_versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for name in ("tensorflow", "keras", "numpy", "tensorflow-datasets", "tensorflow-text"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def resolve_jit(jit_compile: str) -> bool:
+    if jit_compile in ("true", "false"):
+        return jit_compile == "true"
+    import tensorflow as tf
+
+    # Measured on the 2-core Xeon (bench/throughput.py): TF's oneDNN kernels beat XLA for
+    # convolutions on the CPU, XLA wins on GPUs.
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def setup_run(cfg, task: str) -> Run:
+    """Creates the run directory, seeds everything, sets precision and the strategy, and writes
+    the resolved config to `run_dir/config.json`."""
+    import tensorflow as tf
+
+    run_dir = Path(cfg.output_dir or Path("runs") / f"{task}-{cfg.preset}")
+    if not cfg.resume:
+        shutil.rmtree(backup_dir(run_dir), ignore_errors=True)
+        (run_dir / "history.csv").unlink(missing_ok=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    if cfg.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    policy = set_precision(cfg.precision)
+    strategy = get_strategy(cfg.distribute)
+    run = Run(run_dir, strategy, policy, resolve_jit(cfg.jit_compile), is_chief())
+    resolved = {
+        "config": dataclasses.asdict(cfg),
+        "task": task,
+        "resolved": {"dtype_policy": policy, "strategy": type(strategy).__name__,
+                     "replicas": strategy.num_replicas_in_sync, "jit_compile": run.jit_compile},
+        "command": " ".join(["python -m", f"tasks.{task}"] + sys.argv[1:]) if sys.argv else None,
+        "versions": package_versions(),
+    }
+    if run.chief:
+        (run_dir / "config.json").write_text(json.dumps(resolved, indent=2, default=str) + "\n")
+    return run
+
+
+def make_training_optimizer(cfg, steps_per_epoch: int):
+    schedule = make_schedule(
+        cfg.schedule, cfg.learning_rate, steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
+        step_epochs=cfg.step_epochs, step_factor=cfg.step_factor, warmup_epochs=cfg.warmup_epochs,
+        pct_start=cfg.pct_start)
+    return make_optimizer(cfg.optimizer, schedule, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                          clipnorm=cfg.clipnorm, clipvalue=cfg.clipvalue)
+
+
+def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra_callbacks=()):
+    """`model.fit` with the standard callbacks; resumes from `run_dir/backup` if it exists.
+
+    Returns the whole history (earlier, resumed epochs included) as a dict of lists.
+    """
+    done = resumed_epoch(run.run_dir) if cfg.resume else 0
+    trim_history(run.run_dir / "history.csv", done)
+    if done:
+        print(f"Resuming from {backup_dir(run.run_dir)}: {done} of {cfg.epochs} epochs done.")
+    callbacks = standard_callbacks(
+        run.run_dir, monitor=monitor if val_ds is not None else "loss",
+        early_stopping_patience=cfg.early_stopping_patience, tensorboard=cfg.tensorboard and run.chief,
+        checkpoint=run.chief)
+    verbose = {"auto": 1 if sys.stdout.isatty() else 2}.get(cfg.verbose, None)
+    verbose = int(cfg.verbose) if verbose is None else verbose
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=[*callbacks, *extra_callbacks], shuffle=False,
+              verbose=verbose)
+    return read_history(run.run_dir / "history.csv")
+
+
+def read_history(path) -> dict:
+    path = Path(path)
+    if not path.exists():
+        return {}
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in (rows[0] if rows else {})}
