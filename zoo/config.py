@@ -91,8 +91,6 @@ def build_parser(cls, prog=None, description=None, presets=None):
         meta = f.metadata
         kind = hints[f.name]
         choices = meta.get("choices")
-        if f.name == "preset" and presets:
-            choices = tuple(presets)
         help_text = meta.get("help", "")
         if kind is bool:
             parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, help=help_text)
@@ -126,6 +124,9 @@ def parse_config(cls, presets: dict, argv=None, prog=None, description=None):
     if preset not in presets:
         raise ZooError(f"Unknown preset {preset!r}. Known presets: {', '.join(presets)}.")
     cfg = apply_overrides(cls(), {**presets[preset], "preset": preset}, f"preset {preset!r}")
+    if "model" in flags and hasattr(cfg, "model_kwargs") and flags["model"] != getattr(cfg, "model", None):
+        # The preset's builder arguments are for the preset's model; another model starts from its defaults.
+        cfg = dataclasses.replace(cfg, model_kwargs=cls().model_kwargs)
     return apply_overrides(cfg, flags, "command line")
 
 

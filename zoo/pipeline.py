@@ -42,12 +42,12 @@ def augment_images(images, *, crop_padding=4, flip=True, cutout=0, seed=None):
         coin = tf.equal(uniform(2), 1)[:, None, None, None]
         images = tf.where(coin, tf.reverse(images, axis=[2]), images)
     if cutout:
-        cy = uniform(h)[:, None, None]
-        cx = uniform(w)[:, None, None]
+        # A cutout x cutout square centred at a random pixel (clipped at the borders).
+        top = uniform(h)[:, None, None] - cutout // 2
+        left = uniform(w)[:, None, None] - cutout // 2
         yy = tf.range(h)[None, :, None]
         xx = tf.range(w)[None, None, :]
-        half = cutout // 2
-        inside = (tf.abs(yy - cy) <= half) & (tf.abs(xx - cx) <= half)
+        inside = (yy >= top) & (yy < top + cutout) & (xx >= left) & (xx < left + cutout)
         images = tf.where(inside[..., None], tf.zeros_like(images), images)
     return images
 
@@ -77,7 +77,8 @@ def image_dataset(
         mean, std: normalization constants (scalars or per channel, in [0, 1] units).
         crop_padding, flip, cutout: augmentation, see `augment_images`.
         seed: seeds shuffling and augmentation.
-        deterministic: fix the element order of parallel maps (slower, reproducible).
+        deterministic: fix the element order of training pipelines (slower, reproducible);
+            evaluation pipelines always keep the order of `images`.
     """
     ds = tf.data.Dataset.from_tensor_slices((images, labels)).cache()
     if training:
@@ -91,5 +92,6 @@ def image_dataset(
 
     ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
     options = tf.data.Options()
-    options.deterministic = deterministic
+    # Evaluation pipelines keep their order: predictions are matched to labels by position.
+    options.deterministic = deterministic or not training
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 
 from zoo.callbacks import backup_dir, resumed_epoch, standard_callbacks, trim_history
-from zoo.distribute import get_strategy, is_chief
+from zoo.distribute import get_strategy, is_chief, patch_keras_for_multiworker, worker_index
 from zoo.optim import make_optimizer, make_schedule
 from zoo.precision import set_precision
 
@@ -60,6 +60,9 @@ def setup_run(cfg, task: str) -> Run:
     if not cfg.resume:
         shutil.rmtree(backup_dir(run_dir), ignore_errors=True)
         (run_dir / "history.csv").unlink(missing_ok=True)
+    if not is_chief():
+        # Other workers of a multi-worker run write their copies (backups, logs) aside.
+        run_dir = run_dir / f".worker-{worker_index()}"
     run_dir.mkdir(parents=True, exist_ok=True)
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
@@ -94,6 +97,7 @@ def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra
 
     Returns the whole history (earlier, resumed epochs included) as a dict of lists.
     """
+    patch_keras_for_multiworker(model, run.strategy)
     done = resumed_epoch(run.run_dir) if cfg.resume else 0
     trim_history(run.run_dir / "history.csv", done)
     if done:

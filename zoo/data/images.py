@@ -225,6 +225,7 @@ def _decode(files, image_size):
     ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     out = np.empty((len(files), *image_size, 3), dtype=np.uint8)
+    i = 0  # the failing index is at or after the last one decoded (none yet if the first fails)
     try:
         for i, img in enumerate(ds.as_numpy_iterator()):
             if img.shape[:2] != tuple(image_size):

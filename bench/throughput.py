@@ -1,0 +1,107 @@
+"""CPU training throughput of every registered vision model, and the input pipeline's
+throughput as a ratio to the fast model's training rate (the pipeline must not be the
+bottleneck: the ratio should be >= 3).
+
+    python bench/throughput.py [--data-dir DIR] [--batch-size 256] [--steps 12]
+
+Images/s are measured with `model.fit` on random data after a warm-up, in the precisions and
+XLA settings given (defaults: float32 and mixed_bfloat16, XLA off and on). The pipeline is
+`zoo.pipeline.image_dataset` with the `fast` preset's augmentation over real CIFAR-10 when
+`--data-dir`/`ZOO_DATA_DIR` is set, else over random uint8 images of the same shape.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from tasks.vision.cifar10 import PRESETS  # noqa: E402
+from zoo.pipeline import image_dataset  # noqa: E402
+from zoo.registry import build_model, list_models  # noqa: E402
+
+
+def train_rate(name, policy, jit, batch_size, steps, kwargs=None):
+    keras.mixed_precision.set_dtype_policy(policy)
+    model = build_model(name, num_classes=10, input_shape=(32, 32, 3), **(kwargs or {}))
+    model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+    x = np.random.default_rng(0).normal(size=(batch_size * 4, 32, 32, 3)).astype("float32")
+    y = np.random.default_rng(1).integers(0, 10, batch_size * 4)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(batch_size).repeat().prefetch(4)
+    model.fit(ds, steps_per_epoch=3, epochs=1, verbose=0)  # build, trace, warm up
+    start = time.perf_counter()
+    model.fit(ds, steps_per_epoch=steps, epochs=1, verbose=0)
+    rate = steps * batch_size / (time.perf_counter() - start)
+    keras.mixed_precision.set_dtype_policy("float32")
+    return rate, model.count_params()
+
+
+def pipeline_rate(x, y, batch_size, seconds=10.0):
+    fast = PRESETS["fast"]
+    ds = image_dataset(x, y, batch_size=batch_size, training=True, crop_padding=fast["crop_padding"],
+                       flip=fast["flip"], cutout=0, seed=0).repeat()
+    it = iter(ds)
+    for _ in range(5):
+        next(it)
+    n, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        images, _ = next(it)
+        n += int(images.shape[0])
+    return n / (time.perf_counter() - start)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default=os.environ.get("ZOO_DATA_DIR"))
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--policies", default="float32,mixed_bfloat16")
+    parser.add_argument("--jit", default="false,true")
+    args = parser.parse_args(argv)
+    print(f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, "
+          f"Keras {keras.__version__}, batch {args.batch_size}, {args.steps} timed steps")
+    policies = args.policies.split(",")
+    jits = [j == "true" for j in args.jit.split(",")]
+    rates = {}
+    header = " ".join(f"{p + (' xla' if j else ''):>22s}" for p in policies for j in jits)
+    print(f"{'model':16s} {'params':>10s} {header}")
+    for name in list_models("vision"):
+        row = []
+        for policy in policies:
+            for jit in jits:
+                rate, params = train_rate(name, policy, jit, args.batch_size, args.steps)
+                rates[(name, policy, jit)] = rate
+                row.append(f"{rate:>16,.0f} img/s")
+        print(f"{name:16s} {params:>10,d} " + " ".join(row), flush=True)
+
+    if args.data_dir:
+        from zoo.data.images import load_cifar10
+
+        data = load_cifar10(args.data_dir)
+        x, y, source = data.x_train, data.y_train, data.source
+    else:
+        x = np.random.default_rng(0).integers(0, 256, (50000, 32, 32, 3), dtype=np.uint8)
+        y = np.random.default_rng(1).integers(0, 10, 50000)
+        source = "random uint8 images"
+    pipe = pipeline_rate(x, y, args.batch_size)
+    fast = PRESETS["fast"]
+    fast_key = (fast["model"], fast["precision"], False)
+    fast_rate = rates.get(fast_key) or train_rate(fast["model"], fast["precision"], False, args.batch_size, args.steps)[0]
+    print(f"input pipeline ({source}, fast preset augmentation): {pipe:,.0f} img/s")
+    print(f"pipeline / fast-model training ({fast['model']}, {fast['precision']}): "
+          f"{pipe:,.0f} / {fast_rate:,.0f} = {pipe / fast_rate:.1f}x")
+
+
+if __name__ == "__main__":
+    main()

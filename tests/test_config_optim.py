@@ -1,0 +1,278 @@
+"""Configuration (defaults < preset < flags), optimizers, schedules, the smoothed loss, precision."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tasks.vision.cifar10 import PRESETS, Config
+from zoo.config import parse_config, save_config
+from zoo.errors import ZooError
+from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
+from zoo.optim import OPTIMIZERS, SCHEDULES, OneCycle, StepDecay, make_optimizer, make_schedule
+from zoo.precision import PRECISIONS, resolve_precision, set_precision
+from zoo.train import make_training_optimizer
+
+DEFAULTS = Config()
+
+# --- configuration ----------------------------------------------------------------------
+
+
+def parse(*argv):
+    return parse_config(Config, PRESETS, list(argv))
+
+
+def test_no_flags_is_the_default_preset_over_the_dataclass_defaults():
+    cfg = parse()
+    assert cfg.preset == "default"
+    for key, value in PRESETS["default"].items():
+        assert getattr(cfg, key) == value, key
+    assert "seed" not in PRESETS["default"]
+    assert cfg.seed == DEFAULTS.seed and cfg.subset is None and cfg.resume is True
+
+
+def test_flags_override_the_preset():
+    cfg = parse("--preset", "seed", "--epochs", "2", "--learning-rate", "0.5")
+    assert (cfg.preset, cfg.model, cfg.schedule) == ("seed", "seed_cnn", "step")  # from the preset
+    assert (cfg.epochs, cfg.learning_rate) == (2, 0.5)  # from the flags
+    assert PRESETS["seed"]["epochs"] != 2
+
+
+def test_a_flag_equal_to_the_dataclass_default_still_beats_the_preset():
+    assert PRESETS["seed"]["precision"] != DEFAULTS.precision
+    assert parse("--preset", "seed", "--precision", DEFAULTS.precision).precision == DEFAULTS.precision
+
+
+def test_flag_types():
+    cfg = parse("--subset", "100", "--clipnorm", "1.5", "--mean", "0.5", "--std", "(0.2, 0.3, 0.4)",
+                "--data-dir", "/some/where", "--verbose", "0")
+    assert cfg.subset == 100 and isinstance(cfg.subset, int)
+    assert cfg.clipnorm == 1.5 and isinstance(cfg.clipnorm, float)
+    assert cfg.mean == 0.5 and cfg.std == (0.2, 0.3, 0.4)
+    assert cfg.data_dir == "/some/where" and cfg.verbose == "0"
+
+
+def test_boolean_flags():
+    assert parse().flip is True
+    assert parse("--no-flip").flip is False
+    assert parse("--preset", "seed", "--no-flip", "--flip").flip is True
+    assert parse("--no-tta").tta is False and parse("--preset", "seed").tta is False
+    assert parse("--no-resume").resume is False
+
+
+def test_unknown_preset_from_the_command_line(capsys):
+    with pytest.raises(SystemExit) as e:
+        parse("--preset", "nope")
+    assert e.value.code == 2
+    assert "invalid choice: 'nope'" in capsys.readouterr().err
+
+
+def test_unknown_default_preset_is_a_zoo_error():
+    with pytest.raises(ZooError, match="Unknown preset 'default'. Known presets: only"):
+        parse_config(Config, {"only": {}}, [])
+
+
+def test_unknown_key_in_a_preset():
+    with pytest.raises(ZooError, match="preset 'default': unknown setting.*epochz"):
+        parse_config(Config, {"default": {"epochz": 3}}, [])
+
+
+@pytest.mark.parametrize("argv", [["--optimizer", "foo"], ["--schedule", "linear"], ["--precision", "fp8"],
+                                  ["--epochs", "many"], ["--no-such-flag"], ["--model-arg", "depth"]])
+def test_bad_flags_exit_2(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        parse(*argv)
+    assert e.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+def test_model_args_merge_with_the_presets_model_kwargs():
+    preset_kwargs = dict(PRESETS["default"]["model_kwargs"])
+    cfg = parse("--model-arg", "stem_width=8", "--model-arg", "logit_scale=0.5")
+    assert cfg.model == "airbench"
+    assert cfg.model_kwargs == {**preset_kwargs, "stem_width": 8, "logit_scale": 0.5}
+    assert PRESETS["default"]["model_kwargs"] == preset_kwargs  # the preset is not modified
+    cfg = parse("--model-arg", "widths=(8, 16, 32)")
+    assert cfg.model_kwargs["widths"] == (8, 16, 32)
+
+
+def test_model_args_parse_python_literals():
+    cfg = parse("--model", "resnet", "--model-arg", "depth=56", "--model-arg", "width=32",
+                "--model-arg", "kernel_initializer=he_uniform")
+    assert cfg.model_kwargs == {"depth": 56, "width": 32, "kernel_initializer": "he_uniform"}
+    assert isinstance(cfg.model_kwargs["depth"], int) and isinstance(cfg.model_kwargs["width"], int)
+
+
+def test_another_model_does_not_inherit_the_presets_model_kwargs():
+    from zoo.registry import build_model
+
+    assert "model_kwargs" in PRESETS["default"]
+    cfg = parse("--model", "resnet", "--model-arg", "depth=8")
+    assert cfg.model_kwargs == {"depth": 8}
+    assert build_model(cfg.model, input_shape=(16, 16, 3), **cfg.model_kwargs).name == "resnet8_w16"
+    assert parse("--model", "seed_cnn").model_kwargs == {}
+    # naming the preset's own model keeps them
+    assert parse("--model", "airbench").model_kwargs == PRESETS["default"]["model_kwargs"]
+
+
+def test_every_preset_parses_and_builds_its_model():
+    from zoo.registry import builder_arguments, list_models
+
+    for name in PRESETS:
+        cfg = parse("--preset", name)
+        assert cfg.model in list_models("vision")
+        assert set(cfg.model_kwargs) <= set(builder_arguments(cfg.model))
+
+
+def test_save_config_round_trips(tmp_path):
+    cfg = parse("--preset", "seed", "--epochs", "3")
+    save_config(cfg, tmp_path / "config.json")
+    saved = json.loads((tmp_path / "config.json").read_text())
+    assert saved["epochs"] == 3 and saved["model"] == "seed_cnn"
+    assert set(saved) == {f.name for f in dataclasses.fields(Config)}
+
+
+def test_training_optimizer_from_a_config():
+    cfg = parse("--optimizer", "momentum", "--momentum", "0.8", "--learning-rate", "0.3", "--schedule", "step",
+                "--step-epochs", "7", "--step-factor", "0.5", "--epochs", "20")
+    opt = make_training_optimizer(cfg, steps_per_epoch=10)
+    assert isinstance(opt, keras.optimizers.SGD) and not opt.nesterov and opt.momentum == 0.8
+    schedule = opt.get_config()["learning_rate"]
+    assert schedule["class_name"] == "StepDecay"
+    assert schedule["config"] == dict(initial_learning_rate=0.3, step_size=70, factor=0.5)
+
+
+# --- optimizers -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_builds_and_steps(name):
+    opt = make_optimizer(name, 0.1, weight_decay=1e-4)
+    assert isinstance(opt, keras.optimizers.Optimizer)
+    v = keras.Variable(np.ones((2, 2), "float32"))
+    opt.apply_gradients([(keras.ops.ones((2, 2)), v)])
+    assert np.all(keras.ops.convert_to_numpy(v) < 1.0)
+
+
+def test_optimizer_details():
+    assert make_optimizer("nesterov", 0.1, momentum=0.8).nesterov is True
+    assert make_optimizer("nesterov", 0.1, momentum=0.8).momentum == 0.8
+    assert make_optimizer("momentum", 0.1).nesterov is False
+    assert make_optimizer("sgd", 0.1).momentum == 0.0
+    assert make_optimizer("sgd", 0.1, weight_decay=0.0).weight_decay is None
+    assert make_optimizer("adamw", 0.1).weight_decay == 0.004
+    assert make_optimizer("adam", 0.1, clipnorm=1.0).clipnorm == 1.0
+
+
+def test_clipnorm_and_clipvalue_together():
+    with pytest.raises(ValueError, match="clipnorm or clipvalue, not both"):
+        make_optimizer("sgd", 0.1, clipnorm=1.0, clipvalue=1.0)
+
+
+def test_unknown_optimizer():
+    with pytest.raises(ValueError, match="optimizer must be one of.*Received: 'lion'"):
+        make_optimizer("lion", 0.1)
+
+
+# --- schedules --------------------------------------------------------------------------
+
+
+def lr(schedule, step):
+    return float(keras.ops.convert_to_numpy(schedule(step)))
+
+
+def test_constant_schedule():
+    assert make_schedule("constant", 0.1, steps_per_epoch=10, epochs=5) == 0.1
+
+
+def test_step_schedule():
+    s = make_schedule("step", 0.1, steps_per_epoch=10, epochs=30, step_epochs=7, step_factor=0.5)
+    assert lr(s, 0) == pytest.approx(0.1)
+    assert lr(s, 69) == pytest.approx(0.1)
+    assert lr(s, 70) == pytest.approx(0.05)
+    assert lr(s, 140) == pytest.approx(0.025)
+
+
+def test_cosine_schedule_with_warmup():
+    s = make_schedule("cosine", 0.1, steps_per_epoch=10, epochs=10, warmup_epochs=2)
+    assert lr(s, 0) == pytest.approx(0.0, abs=1e-7)
+    assert lr(s, 10) == pytest.approx(0.05, rel=1e-4)
+    assert lr(s, 20) == pytest.approx(0.1, rel=1e-4)
+    assert lr(s, 60) == pytest.approx(0.05, rel=1e-4)  # half way through the decay
+    assert lr(s, 100) == pytest.approx(0.0, abs=1e-6)
+    after = [lr(s, t) for t in range(20, 101, 10)]
+    assert after == sorted(after, reverse=True)
+
+
+def test_cosine_schedule_without_warmup():
+    s = make_schedule("cosine", 0.1, steps_per_epoch=10, epochs=10)
+    assert lr(s, 0) == pytest.approx(0.1)
+    assert lr(s, 100) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_onecycle_schedule():
+    s = make_schedule("onecycle", 0.1, steps_per_epoch=10, epochs=10, pct_start=0.25)
+    values = [lr(s, t) for t in range(101)]
+    assert int(np.argmax(values)) == 25
+    assert values[25] == pytest.approx(0.1)
+    assert values[0] == pytest.approx(0.1 / 25)
+    assert values[100] < 1e-4
+    assert values[:26] == sorted(values[:26]) and values[25:] == sorted(values[25:], reverse=True)
+
+
+@pytest.mark.parametrize("schedule", [StepDecay(0.1, 7, 0.5), OneCycle(0.1, 100, pct_start=0.3)])
+def test_schedules_serialize(schedule):
+    clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+    assert type(clone) is type(schedule) and clone.get_config() == schedule.get_config()
+    assert lr(clone, 40) == pytest.approx(lr(schedule, 40))
+
+
+def test_unknown_schedule():
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        make_schedule("linear", 0.1, steps_per_epoch=10, epochs=10)
+    assert "cosine" in SCHEDULES
+
+
+# --- loss and precision -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.2])
+@pytest.mark.parametrize("label_shape", [(8,), (8, 1)])
+def test_smoothed_sparse_loss_matches_keras_on_one_hot_labels(smoothing, label_shape):
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(8, 5)).astype("float32") * 3
+    labels = rng.integers(0, 5, size=8)
+    ours = SparseCategoricalCrossentropyWithSmoothing(smoothing)(labels.reshape(label_shape), logits)
+    reference = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=smoothing)(
+        np.eye(5, dtype="float32")[labels], logits)
+    np.testing.assert_allclose(float(ours), float(reference), rtol=1e-6)
+    if not smoothing:
+        sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
+        np.testing.assert_allclose(float(ours), float(sparse), rtol=1e-6)
+
+
+def test_smoothed_loss_serializes():
+    loss = SparseCategoricalCrossentropyWithSmoothing(0.3)
+    clone = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert isinstance(clone, SparseCategoricalCrossentropyWithSmoothing) and clone.label_smoothing == 0.3
+
+
+def test_auto_precision_is_float32_on_a_cpu():
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("a GPU is visible")
+    assert resolve_precision("auto") == "float32"
+
+
+@pytest.mark.parametrize("name", [p for p in PRECISIONS if p != "auto"])
+def test_explicit_precisions(name):
+    assert resolve_precision(name) == name
+    assert set_precision(name) == name
+    assert keras.config.dtype_policy().name == name  # the autouse fixture resets it
+
+
+def test_invalid_precision():
+    with pytest.raises(ValueError, match="precision must be one of"):
+        resolve_precision("float8")

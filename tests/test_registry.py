@@ -1,0 +1,173 @@
+"""Every registered model: builds at toy size, trains a step, round-trips its config and exports."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import zoo
+from zoo.export import export_saved_model
+from zoo.models.vision import with_flip_tta
+from zoo.pipeline import normalize_images
+from zoo.registry import build_model, builder_arguments, list_models, model_domain, register_model
+
+NUM_CLASSES = 3
+# Small widths per model so that every test stays well under a second or two; {} by default.
+TOY_KWARGS = {
+    "resnet": dict(depth=8, width=4),
+    "airbench": dict(widths=(8, 8, 8), stem_width=4),
+}
+# Toy input per domain: builder kwargs, and raw (serving) inputs -> model inputs.
+TOY_INPUTS = {
+    "vision": dict(
+        kwargs=dict(input_shape=(16, 16, 3)),
+        raw=lambda rng, n: rng.integers(0, 256, size=(n, 16, 16, 3), dtype=np.uint8),
+        spec=tf.TensorSpec([None, 16, 16, 3], tf.uint8, name="images"),
+        prepare=lambda x: normalize_images(x, 0.5, 0.5),
+    ),
+}
+MODELS = list_models()
+
+
+def toy(name):
+    domain = model_domain(name)
+    if domain not in TOY_INPUTS:
+        pytest.skip(f"no toy inputs for domain {domain!r} yet: add them to TOY_INPUTS in {__file__}")
+    inputs = TOY_INPUTS[domain]
+    keras.utils.set_random_seed(0)
+    kwargs = {**inputs["kwargs"], "num_classes": NUM_CLASSES, **TOY_KWARGS.get(name, {})}
+    return build_model(name, **kwargs), inputs
+
+
+def toy_batch(inputs, n=4, seed=0):
+    raw = inputs["raw"](np.random.default_rng(seed), n)
+    return raw, keras.ops.convert_to_numpy(inputs["prepare"](raw))
+
+
+def test_the_registry_has_the_vision_models():
+    assert {"seed_cnn", "resnet", "airbench"} <= set(list_models("vision"))
+    assert MODELS == sorted(MODELS)
+    assert list_models("no-such-domain") == []
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_builds_and_outputs_float32_logits(name):
+    model, inputs = toy(name)
+    assert isinstance(model, keras.Model)
+    _, x = toy_batch(inputs, n=5)
+    y = model(x, training=False)
+    assert tuple(y.shape) == (5, NUM_CLASSES)
+    assert y.dtype == "float32"
+    assert np.all(np.isfinite(keras.ops.convert_to_numpy(y)))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_logits_stay_float32_under_mixed_precision(name):
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16")  # the autouse fixture resets it
+    model, inputs = toy(name)
+    _, x = toy_batch(inputs, n=2)
+    assert model(x, training=False).dtype == "float32"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_train_steps_lower_the_loss(name):
+    model, inputs = toy(name)
+    model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    _, x = toy_batch(inputs, n=8)
+    y = np.arange(8) % NUM_CLASSES
+    before = [w.copy() for w in model.get_weights()]
+    losses = [float(model.train_on_batch(x, y)) for _ in range(6)]
+    assert np.all(np.isfinite(losses)), losses
+    assert losses[-1] < losses[0], losses
+    assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_config_round_trip(name):
+    model, inputs = toy(name)
+    clone = keras.Model.from_config(model.get_config())
+    assert [w.shape for w in clone.weights] == [w.shape for w in model.weights]
+    clone.set_weights(model.get_weights())
+    _, x = toy_batch(inputs)
+    np.testing.assert_allclose(clone(x, training=False), model(x, training=False), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_export_reloads_with_identical_predictions(name, tmp_path):
+    model, inputs = toy(name)
+    prepare = inputs["prepare"]
+
+    def serve(raw):
+        return keras.ops.softmax(model(prepare(raw), training=False))
+
+    path = export_saved_model(model, tmp_path / "saved_model", input_signature=[inputs["spec"]], serve_fn=serve,
+                              metadata={"model": name})
+    raw, x = toy_batch(inputs, n=6, seed=1)
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(x, training=False)))
+    np.testing.assert_allclose(expected.sum(axis=1), 1.0, atol=1e-5)
+
+    loaded = tf.saved_model.load(str(path))
+    np.testing.assert_allclose(loaded.serve(tf.constant(raw)).numpy(), expected, atol=1e-5)
+    assert "serving_default" in loaded.signatures
+    layer = keras.layers.TFSMLayer(str(path), call_endpoint="serve")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(raw)), expected, atol=1e-5)
+
+    metadata = json.loads((path / "metadata.json").read_text())
+    assert metadata["model"] == name
+    assert metadata["parameters"] == model.count_params()
+    assert metadata["size_bytes"] > 0
+    assert [p.name for p in tmp_path.iterdir()] == ["saved_model"]  # no temporary directory left
+
+
+def test_flip_tta_averages_the_logits_of_an_image_and_its_mirror():
+    model = build_model("seed_cnn", input_shape=(16, 16, 3), num_classes=NUM_CLASSES)
+    tta = with_flip_tta(model)
+    x = np.random.default_rng(0).normal(size=(3, 16, 16, 3)).astype("float32")
+    expected = (model(x) + model(x[:, :, ::-1])) / 2
+    np.testing.assert_allclose(tta(x), expected, atol=1e-5)
+    clone = keras.Model.from_config(tta.get_config())
+    clone.set_weights(tta.get_weights())
+    np.testing.assert_allclose(clone(x), expected, atol=1e-5)
+
+
+def test_unknown_model_lists_the_known_ones():
+    with pytest.raises(ValueError, match="Unknown model 'nope'") as e:
+        build_model("nope")
+    for name in MODELS:
+        assert name in str(e.value)
+
+
+def test_none_kwargs_keep_the_builders_defaults():
+    model = build_model("resnet", depth=None, width=4, input_shape=(16, 16, 3), num_classes=NUM_CLASSES)
+    assert model.name == "resnet20_w4"  # the default depth
+    assert builder_arguments("resnet")["depth"] == 20
+
+
+def test_unknown_kwarg_is_named():
+    with pytest.raises(ValueError, match="does not take bogus") as e:
+        build_model("seed_cnn", bogus=1)
+    assert "num_classes" in str(e.value)  # and what it does take
+
+
+@pytest.mark.parametrize("name, kwargs, message", [
+    ("resnet", dict(depth=21), "depth must be 6n"),
+    ("resnet", dict(depth=2), "depth must be 6n"),
+    ("resnet", dict(width=0), "width must be positive"),
+    ("resnet", dict(dropout=1.0), "dropout"),
+    ("resnet", dict(kernel_initializer="zeros"), "kernel_initializer"),
+    ("airbench", dict(widths=(1, 2)), "widths must be three"),
+    ("airbench", dict(widths=(8, 0, 8)), "widths must be three"),
+    ("airbench", dict(dropout=-0.1), "dropout"),
+])
+def test_builder_argument_errors(name, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_model(name, **kwargs)
+
+
+def test_registering_a_second_builder_under_a_taken_name_fails():
+    with pytest.raises(ValueError, match="already registered"):
+        register_model("seed_cnn")(lambda **kw: None)
+    assert zoo.build_model is build_model
