@@ -89,3 +89,14 @@ def patch_keras_for_multiworker(model, strategy) -> None:
 
     reduce_per_replica._zoo_patched = True
     tf_trainer.reduce_per_replica = reduce_per_replica
+
+
+def strategy_name(strategy) -> str:
+    """The user-facing name: MultiWorkerMirroredStrategy rather than its CollectiveAllReduce class."""
+    import tensorflow as tf
+
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    if isinstance(strategy, tf.distribute.MirroredStrategy):
+        return "MirroredStrategy"
+    return "default (one device)"

@@ -33,7 +33,8 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
         archive = keras.export.ExportArchive()
-        archive.track(model)
+        # No archive.track(model): add_endpoint tracks what serve_fn uses, and tracking the
+        # model as well stores every variable twice (Keras 3.15).
         archive.add_endpoint("serve", serve_fn, input_signature=input_signature)
         for name, (fn, signature) in (extra_signatures or {}).items():
             archive.add_endpoint(name, fn, input_signature=signature)

@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 
 from zoo.callbacks import backup_dir, resumed_epoch, standard_callbacks, trim_history
-from zoo.distribute import get_strategy, is_chief, patch_keras_for_multiworker, worker_index
+from zoo.distribute import get_strategy, is_chief, patch_keras_for_multiworker, strategy_name, worker_index
 from zoo.optim import make_optimizer, make_schedule
 from zoo.precision import set_precision
 
@@ -73,7 +73,7 @@ def setup_run(cfg, task: str) -> Run:
     resolved = {
         "config": dataclasses.asdict(cfg),
         "task": task,
-        "resolved": {"dtype_policy": policy, "strategy": type(strategy).__name__,
+        "resolved": {"dtype_policy": policy, "strategy": strategy_name(strategy),
                      "replicas": strategy.num_replicas_in_sync, "jit_compile": run.jit_compile},
         "command": " ".join(["python -m", f"tasks.{task}"] + sys.argv[1:]) if sys.argv else None,
         "versions": package_versions(),

@@ -28,6 +28,7 @@ import numpy as np
 
 from zoo.config import TrainConfig, option, parse_config
 from zoo.data.images import load_cifar10, train_val_split
+from zoo.distribute import strategy_name
 from zoo.errors import ZooError
 from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
 from zoo.registry import build_model, list_models
@@ -48,6 +49,7 @@ class Config(TrainConfig):
     flip: bool = option(True, "random horizontal flips")
     cutout: int = option(0, "cutout square size (0 turns it off)")
     tta: bool = option(False, "evaluate and export with horizontal-flip test-time augmentation")
+    whiten: bool = option(False, "initialize the model's patch stem to whiten training patches, frozen (airbench)")
     weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
 
 
@@ -83,7 +85,7 @@ def make_datasets(cfg, data):
                           cutout=cfg.cutout, **common)
     val = image_dataset(x_val, y_val, training=False, **common) if len(x_val) else None
     test = image_dataset(data.x_test, data.y_test, training=False, **common)
-    return train, val, test, (y_val, len(x_train))
+    return train, val, test, (x_train, y_val)
 
 
 def main(argv=None) -> dict:
@@ -93,7 +95,7 @@ def main(argv=None) -> dict:
 
     from zoo.evaluate import classification_metrics
     from zoo.export import export_saved_model
-    from zoo.models.vision import with_flip_tta
+    from zoo.models.vision import init_patch_whitening, with_flip_tta
     from zoo.pipeline import normalize_images
     from zoo.plots import plot_confusion_matrix, plot_history
 
@@ -104,25 +106,30 @@ def main(argv=None) -> dict:
 
     # Data
     data = load_cifar10(cfg.data_dir)
-    train_ds, val_ds, test_ds, (y_val, n_train) = make_datasets(cfg, data)
+    train_ds, val_ds, test_ds, (x_train, y_val) = make_datasets(cfg, data)
+    n_train = len(x_train)
     print(f"Data: {data.source}; {n_train} train, {len(y_val)} validation, {len(data.y_test)} test images.")
 
     # Model
     with run.strategy.scope():
         model = build_model(cfg.model, num_classes=len(data.class_names), input_shape=data.x_train.shape[1:],
                             **cfg.model_kwargs)
+        if cfg.whiten:
+            init_patch_whitening(model, normalize_images(x_train[:5000], cfg.mean, cfg.std).numpy())
         model.compile(optimizer=make_training_optimizer(cfg, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size))),
                       loss=SparseCategoricalCrossentropyWithSmoothing(cfg.label_smoothing),
                       metrics=["accuracy"], jit_compile=run.jit_compile)
     if cfg.weights:
         model.load_weights(cfg.weights)
     print(f"Model: {cfg.model} {cfg.model_kwargs or ''}, {model.count_params():,} parameters, "
-          f"{run.policy}, {type(run.strategy).__name__}, XLA {'on' if run.jit_compile else 'off'}.")
+          f"{run.policy}, {strategy_name(run.strategy)}, XLA {'on' if run.jit_compile else 'off'}.")
 
     # Train
     start = time.time()
     history = fit(model, train_ds, val_ds, cfg, run) if cfg.epochs > 0 else {}
     train_time = time.time() - start
+    if run.chief and cfg.epochs > 0:
+        model.save_weights(run.run_dir / "model.weights.h5")
 
     # Evaluate
     classifier = with_flip_tta(model) if cfg.tta else model

@@ -8,6 +8,7 @@ functional model whose output is float32 logits (also under a mixed precision po
 from __future__ import annotations
 
 import keras
+import numpy as np
 from keras import layers
 
 from zoo.registry import register_model
@@ -179,3 +180,31 @@ def with_flip_tta(model):
     flipped = HorizontalFlip(name="hflip")(inputs)
     logits = layers.Average(dtype="float32", name="tta_mean")([model(inputs), model(flipped)])
     return keras.Model(inputs, logits, name=f"{model.name}_tta")
+
+
+def init_patch_whitening(model, images, *, layer="stem_conv", eps=5e-4, max_images=5000):
+    """Initializes a patch convolution to whiten its input patches, and freezes it (airbench).
+
+    The kernel's filters are the eigenvectors of the (uncentered) covariance of the training
+    images' k x k patches, scaled by 1/sqrt(eigenvalue + eps), each with its negation (so the
+    layer needs 2 * k * k * channels filters and a following nonlinearity keeps both signs).
+
+    Args:
+        model: a model with a bias-free Conv2D named `layer`.
+        images: normalized float training images, NHWC (the first `max_images` are used).
+    """
+    conv = model.get_layer(layer)
+    kh, kw, cin, cout = conv.kernel.shape
+    if cout != 2 * kh * kw * cin:
+        raise ValueError(f"{layer} needs {2 * kh * kw * cin} filters to whiten {kh}x{kw}x{cin} patches. "
+                         f"Received: {cout} filters")
+    x = np.asarray(images[:max_images], dtype=np.float64)
+    patches = np.lib.stride_tricks.sliding_window_view(x, (kh, kw), axis=(1, 2))  # N, H', W', C, kh, kw
+    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, kh * kw * cin)
+    cov = patches.T @ patches / len(patches)
+    eigenvalues, eigenvectors = np.linalg.eigh(cov)
+    filters = eigenvectors[:, ::-1] / np.sqrt(eigenvalues[::-1] + eps)
+    kernel = np.concatenate([filters, -filters], axis=1).reshape(kh, kw, cin, cout)
+    conv.kernel.assign(kernel.astype("float32"))
+    conv.trainable = False
+    return model
