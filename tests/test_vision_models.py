@@ -1,0 +1,34 @@
+"""Patch whitening, the airbench stem initialization."""
+
+import keras
+import numpy as np
+import pytest
+
+from zoo.models.vision import init_patch_whitening
+from zoo.registry import build_model
+
+
+def test_patch_whitening_whitens_training_patches():
+    rng = np.random.default_rng(0)
+    # Correlated channels and neighbouring pixels, as in natural images.
+    base = rng.normal(size=(64, 17, 17, 1))
+    noise = lambda: rng.normal(size=base.shape)  # noqa: E731
+    images = np.concatenate([base, 0.8 * base + 0.2 * noise(), 0.3 * noise() - base], axis=-1)
+    images = images[:, :16, :16] + 0.5 * images[:, 1:, 1:]
+    model = build_model("airbench", input_shape=(16, 16, 3), num_classes=3, widths=(8, 8, 8), stem_width=24)
+    init_patch_whitening(model, images, eps=1e-6)
+    stem = model.get_layer("stem_conv")
+    assert not stem.trainable
+    out = keras.ops.convert_to_numpy(stem(images.astype("float32"))).reshape(-1, 24)
+    cov = out[:, :12].T @ out[:, :12] / len(out)
+    # The 12 non-negated filters decorrelate the patches and scale them to unit variance.
+    np.testing.assert_allclose(cov, np.eye(12), atol=0.05)
+    np.testing.assert_allclose(out[:, 12:], -out[:, :12], atol=1e-5)
+
+
+def test_patch_whitening_needs_two_filters_per_patch_dimension():
+    model = build_model("airbench", input_shape=(16, 16, 3), num_classes=3, widths=(8, 8, 8), stem_width=4)
+    with pytest.raises(ValueError, match="needs 24 filters"):
+        init_patch_whitening(model, np.zeros((2, 16, 16, 3)))
+
+
