@@ -72,6 +72,9 @@ def test_run_directory(trained):
     assert config["config"]["model"] == "seed_cnn" and config["config"]["epochs"] == 1
     assert config["config"]["model_kwargs"] == {}  # not the default preset's airbench widths
     assert config["resolved"]["dtype_policy"] == "float32" and config["resolved"]["jit_compile"] is False
+    # The command that reproduces the run is the one that made it, whoever called main().
+    assert config["command"].startswith("python -m tasks.vision.cifar10 --model seed_cnn --batch-size 16")
+    assert f"--output-dir {d}" in config["command"]
 
     rows = history_rows(d / "history.csv")
     assert [r["epoch"] for r in rows] == ["0"]

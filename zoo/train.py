@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass
@@ -51,9 +52,16 @@ def resolve_jit(jit_compile: str) -> bool:
     return bool(tf.config.list_physical_devices("GPU"))
 
 
-def setup_run(cfg, task: str) -> Run:
+def setup_run(cfg, task: str, argv=None) -> Run:
     """Creates the run directory, seeds everything, sets precision and the strategy, and writes
-    the resolved config to `run_dir/config.json`."""
+    the resolved config to `run_dir/config.json`.
+
+    Args:
+        cfg: the resolved config dataclass.
+        task: the task's name; `python -m tasks.<task>` runs it.
+        argv: the command-line arguments the config came from (default `sys.argv[1:]`), recorded
+            as the command that reproduces the run.
+    """
     import tensorflow as tf
 
     run_dir = Path(cfg.output_dir or Path("runs") / f"{task}-{cfg.preset}")
@@ -75,7 +83,7 @@ def setup_run(cfg, task: str) -> Run:
         "task": task,
         "resolved": {"dtype_policy": policy, "strategy": strategy_name(strategy),
                      "replicas": strategy.num_replicas_in_sync, "jit_compile": run.jit_compile},
-        "command": " ".join(["python -m", f"tasks.{task}"] + sys.argv[1:]) if sys.argv else None,
+        "command": shlex.join(["python", "-m", f"tasks.{task}", *(sys.argv[1:] if argv is None else argv)]),
         "versions": package_versions(),
     }
     if run.chief:

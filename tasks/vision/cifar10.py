@@ -102,7 +102,7 @@ def main(argv=None) -> dict:
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.vision.cifar10", description=__doc__.split("\n")[0])
     if cfg.model not in list_models("vision"):
         raise ZooError(f"Unknown vision model {cfg.model!r}. Known: {', '.join(list_models('vision'))}.")
-    run = setup_run(cfg, TASK)
+    run = setup_run(cfg, TASK, argv)
 
     # Data
     data = load_cifar10(cfg.data_dir)
