@@ -225,15 +225,25 @@ def _decode(files, image_size):
     ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
     ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     out = np.empty((len(files), *image_size, 3), dtype=np.uint8)
+    progress = None
+    if len(files) >= 1000:
+        import keras
+
+        print(f"Decoding {len(files)} images under {files[0].parent.parent} (cached after this run)")
+        progress = keras.utils.Progbar(len(files), unit_name="image")
     i = 0  # the failing index is at or after the last one decoded (none yet if the first fails)
     try:
         for i, img in enumerate(ds.as_numpy_iterator()):
+            if progress is not None and (i + 1) % 1000 == 0:
+                progress.update(i + 1)
             if img.shape[:2] != tuple(image_size):
                 raise DataError(f"{files[i]}: image is {img.shape[1]}x{img.shape[0]}, expected {image_size[1]}x{image_size[0]}.")
             out[i] = img
     except tf.errors.OpError:
         # tf.data does not say which element failed: find it.
         raise DataError(f"{_first_undecodable(files, i)}: not a decodable image.") from None
+    if progress is not None:
+        progress.update(len(files), finalize=True)
     return out
 
 
