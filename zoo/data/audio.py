@@ -218,9 +218,19 @@ def _make_data(files, labels, splits, class_names, *, sample_rate, num_samples, 
 # --- corpora ----------------------------------------------------------------------------------
 
 
-def load_audio_folder(path, *, sample_rate, num_samples, validation_split=0.1, test_split=0.1) -> AudioData:
-    """A Keras audio folder (`path/<label>/*.wav`) split by speaker (see `split_by_speaker`)."""
+def load_audio_folder(path, *, sample_rate, num_samples, validation_split=0.1, test_split=0.1,
+                      labels_required=None) -> AudioData:
+    """A Keras audio folder (`path/<label>/*.wav`) split by speaker (see `split_by_speaker`).
+
+    Args:
+        labels_required: if given, the label folders must be exactly these (in any order).
+    """
     files, labels, names = list_audio_folder(path)
+    if labels_required is not None and set(names) != set(labels_required):
+        missing = sorted(set(labels_required) - set(names))
+        extra = sorted(set(names) - set(labels_required))
+        raise DataError(f"{path}: expected the label folders {', '.join(labels_required)}; "
+                        f"missing: {', '.join(missing) or 'none'}; unexpected: {', '.join(extra) or 'none'}.")
     splits = split_by_speaker(files, validation_split, test_split)
     return _make_data(files, labels, splits, names, sample_rate=sample_rate, num_samples=num_samples, source=str(path))
 
@@ -236,15 +246,12 @@ def load_speech_commands(data_dir=None, *, sample_rate=16000, num_samples=16000,
     root = resolve_data_dir(data_dir)
     if root is None:
         return _tfds_speech_commands(sample_rate=sample_rate, num_samples=num_samples)
-    path = root / "speech_commands" if (root / "speech_commands").is_dir() else root
-    data = load_audio_folder(path, sample_rate=sample_rate, num_samples=num_samples,
+    if (root / "speech_commands").is_dir():
+        return load_audio_folder(root / "speech_commands", sample_rate=sample_rate, num_samples=num_samples,
+                                 validation_split=validation_split, test_split=test_split,
+                                 labels_required=SPEECH_COMMANDS_LABELS)
+    return load_audio_folder(root, sample_rate=sample_rate, num_samples=num_samples,
                              validation_split=validation_split, test_split=test_split)
-    if path.name == "speech_commands" and set(data.class_names) != set(SPEECH_COMMANDS_LABELS):
-        missing = sorted(set(SPEECH_COMMANDS_LABELS) - set(data.class_names))
-        extra = sorted(set(data.class_names) - set(SPEECH_COMMANDS_LABELS))
-        raise DataError(f"{path}: expected the 12 label folders {', '.join(SPEECH_COMMANDS_LABELS)}; "
-                        f"missing: {', '.join(missing) or 'none'}; unexpected: {', '.join(extra) or 'none'}.")
-    return data
 
 
 def load_fsdd(data_dir=None, *, sample_rate=8000, num_samples=8000, validation_split=0.1) -> AudioData:
