@@ -140,4 +140,6 @@ def read_history(path) -> dict:
         return {}
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in (rows[0] if rows else {})}
+    # CSVLogger writes "NA" for the val_ columns of a run without validation data.
+    history = {k: [float(r[k]) for r in rows if r.get(k) not in (None, "", "NA")] for k in (rows[0] if rows else {})}
+    return {k: v for k, v in history.items() if v}
