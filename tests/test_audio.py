@@ -344,3 +344,61 @@ def test_training_pipeline_augments_but_keeps_shapes_and_labels():
     evaluation = audio_dataset(waveforms, labels, batch_size=8, training=False)
     x_eval = np.concatenate([b for b, _ in evaluation.as_numpy_iterator()])
     np.testing.assert_array_equal(x_eval, waveforms)  # in order, untouched
+
+
+# --- TFDS (no network here: a stand-in for tfds.load) ----------------------------------------
+
+
+def fake_tfds_load(examples):
+    """A `tfds.load(name, split=[...], with_info=True)` stand-in serving `examples[split]`."""
+    from types import SimpleNamespace
+
+    def load(name, split, with_info):
+        info = SimpleNamespace(features={"label": SimpleNamespace(names=examples["names"])})
+        return [tf.data.Dataset.from_tensor_slices(examples[s]) for s in split], info
+
+    return load
+
+
+def test_speech_commands_from_tfds_uses_its_splits(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    audio = (np.stack([tone(440, 16000, 1.0)] * 3) * 32767).astype("int64")
+    split = {"audio": audio[:, :12000], "label": np.array([0, 1, 2])}  # shorter than 1 s: padded
+    monkeypatch.setattr(tfds, "load", fake_tfds_load(
+        {"train": split, "validation": split, "test": split, "names": ["down", "go", "_silence_"]}))
+    data = load_speech_commands(sample_rate=8000, num_samples=8000)
+    assert data.source == "tfds:speech_commands" and data.class_names == ("down", "go", "_silence_")
+    assert data.train.waveforms.shape == (3, 8000) and data.test.labels.tolist() == [0, 1, 2]
+    expected = fix_length(resample(audio[0, :12000] / 32768.0, 16000, 8000), 8000).numpy()
+    np.testing.assert_allclose(data.train.waveforms[0], expected, atol=1e-6)
+    assert len(data.noise()) == 1
+
+
+def test_fsdd_from_tfds_keeps_the_official_split(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    names = [f"{d}_theo_{i}.wav" for d in range(2) for i in range(10)]
+    examples = {"audio": (np.stack([tone(300, 8000, 0.5)] * 20) * 32767).astype("int64"),
+                "label": np.array([int(n[0]) for n in names]), "audio/filename": np.array(names)}
+    monkeypatch.setattr(tfds, "load", fake_tfds_load({"train": examples, "names": [str(d) for d in range(10)]}))
+    data = load_fsdd(sample_rate=8000, num_samples=8000, validation_split=0.0)
+    assert data.source == "tfds:spoken_digit"
+    assert (len(data.train), len(data.validation), len(data.test)) == (10, 0, 10)
+    assert all(int(f.split("_")[2][:-4]) < 5 for f in data.test.files)
+
+
+def test_tfds_failures_are_one_data_error(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network\nmore lines")
+
+    monkeypatch.setattr(tfds, "load", offline)
+    with pytest.raises(DataError, match=r"Could not load 'speech_commands' from TensorFlow Datasets \(ConnectionError: "
+                                        r"no network\)\. Offline, point --data-dir or ZOO_DATA_DIR"):
+        load_speech_commands()

@@ -43,15 +43,17 @@ class Config(SpeechConfig):
 
 # Adam with weight decay, a short warm-up and cosine decay, label smoothing; the waveform
 # augmentation (SpeechConfig defaults) and SpecAugment (builder defaults) fight overfitting
-# of the small training set.
+# of the small training set. The DS-CNNs use Hello Edge's front end (40 ms windows every 20 ms:
+# 51 frames), which halves their cost on a CPU against 10 ms hops.
 _RECIPE = dict(optimizer="adamw", learning_rate=3e-3, weight_decay=1e-2, schedule="cosine", warmup_epochs=2,
                epochs=60, batch_size=64, label_smoothing=0.1)
+_HELLO_EDGE = {"window_ms": 40.0, "hop_ms": 20.0, "time_mask_width": 5}
 PRESETS = {
-    # DS-CNN-M width (Zhang et al., 2017) with five blocks: about 180k parameters.
-    "default": dict(_RECIPE, model="ds_cnn", model_kwargs={"filters": 172, "blocks": 5}),
-    # DS-CNN at 128 channels: about 81k parameters.
-    "small": dict(_RECIPE, model="ds_cnn", model_kwargs={"filters": 128, "blocks": 4}),
-    # Two convolutions, then two GRU layers over the frames.
+    # DS-CNN at DS-CNN-M's width (Zhang et al., 2017) with five blocks: 172k parameters.
+    "default": dict(_RECIPE, model="ds_cnn", model_kwargs={"filters": 172, "blocks": 5, **_HELLO_EDGE}),
+    # DS-CNN at 128 channels, four blocks: 81k parameters.
+    "small": dict(_RECIPE, model="ds_cnn", model_kwargs={"filters": 128, "blocks": 4, **_HELLO_EDGE}),
+    # Two convolutions, then two GRU layers over the 25 pooled frames: 289k parameters.
     "crnn": dict(_RECIPE, model="crnn", model_kwargs={"conv_filters": (32, 64), "rnn_units": (96, 96)},
                  learning_rate=2e-3, clipnorm=5.0),
 }

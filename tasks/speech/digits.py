@@ -44,9 +44,9 @@ class Config(SpeechConfig):
 _RECIPE = dict(optimizer="adamw", learning_rate=3e-3, weight_decay=1e-2, schedule="cosine", warmup_epochs=1,
                epochs=30, batch_size=64, label_smoothing=0.1)
 PRESETS = {
-    # A small CNN (three groups of two 3x3 convolutions): about 290k parameters.
+    # A small CNN (three groups of two 3x3 convolutions): 289k parameters.
     "default": dict(_RECIPE, model="speech_cnn", model_kwargs={"widths": (32, 64, 128)}),
-    # DS-CNN-S: about 25k parameters.
+    # DS-CNN-S: 24k parameters.
     "small": dict(_RECIPE, model="ds_cnn", model_kwargs={"filters": 64, "blocks": 4}),
 }
 
