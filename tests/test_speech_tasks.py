@@ -111,7 +111,9 @@ def test_commands_run_directory(commands_run, commands_data):
     config = json.loads((d / "config.json").read_text())
     assert config["task"] == "speech.commands"
     assert (config["config"]["sample_rate"], config["config"]["clip_seconds"]) == (RATE, 0.25)
-    assert config["config"]["model_kwargs"] == {"filters": 8, "blocks": 1}  # not the default preset's
+    # The preset's model is ds_cnn too: --model-arg overrides its builder arguments one by one.
+    assert config["config"]["model_kwargs"] == {"filters": 8, "blocks": 1, "window_ms": 40.0, "hop_ms": 20.0,
+                                                "time_mask_width": 5}
     assert (d / "history.csv").read_text().splitlines()[0].startswith("epoch,")
     assert json.loads((d / "metrics.json").read_text()) == commands_run.metrics
     for png in ("learning_curves.png", "confusion_matrix.png", "spectrograms.png", "spectrograms_augmented.png"):
@@ -227,6 +229,7 @@ def test_digits_on_a_fake_fsdd(tmp_path):
     (["--clip-seconds", "0"], ZooError, r"clip_seconds must be > 0"),
     (["--model-arg", "bogus=1"], ValueError, r"Model 'ds_cnn' does not take bogus"),
     (["--model-arg", "rnn=lstm"], ValueError, r"does not take rnn"),
+    (["--model-arg", "sample_rate=16000"], ZooError, r"--model-arg sample_rate: set by the task"),
 ])
 def test_bad_settings_are_errors(args, error, message, tmp_path, commands_dir):
     with pytest.raises(error, match=message):

@@ -15,10 +15,14 @@ from zoo.errors import ZooError
 from zoo.registry import list_models
 
 
-def check_speech_model(name: str) -> None:
-    """A `ZooError` listing the speech models unless `name` is one."""
-    if name not in list_models("speech"):
-        raise ZooError(f"Unknown speech model {name!r}. Known: {', '.join(list_models('speech'))}.")
+def check_speech_config(cfg) -> None:
+    """A `ZooError` unless `cfg.model` is a speech model and `cfg.model_kwargs` leave the
+    arguments the task sets (from the data, --sample-rate and --clip-seconds) alone."""
+    if cfg.model not in list_models("speech"):
+        raise ZooError(f"Unknown speech model {cfg.model!r}. Known: {', '.join(list_models('speech'))}.")
+    reserved = sorted({"num_classes", "sample_rate", "num_samples"} & set(cfg.model_kwargs))
+    if reserved:
+        raise ZooError(f"--model-arg {', '.join(reserved)}: set by the task (use --sample-rate and --clip-seconds).")
 
 
 def speech_datasets(cfg, data):
@@ -63,6 +67,7 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
     from zoo.registry import build_model
     from zoo.train import compile_classifier, export_metadata, fit
 
+    # Data
     train_ds, val_ds, test_ds, n_train = speech_datasets(cfg, data)
     print(f"Data: {data.source}; {n_train} train, {len(data.validation)} validation, {len(data.test)} test clips, "
           f"{len(data.class_names)} labels, {data.sample_rate} Hz, {data.num_samples} samples a clip.")

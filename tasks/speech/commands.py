@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 from zoo.config import SpeechConfig, option, parse_config
 from zoo.data.audio import load_speech_commands
-from zoo.speech import check_speech_model, train_speech_classifier
+from zoo.speech import check_speech_config, train_speech_classifier
 from zoo.train import setup_run
 
 TASK = "speech.commands"
@@ -62,7 +62,7 @@ PRESETS = {
 def main(argv=None) -> dict:
     """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.speech.commands", description=__doc__.split("\n")[0])
-    check_speech_model(cfg.model)
+    check_speech_config(cfg)
     run = setup_run(cfg, TASK)
     data = load_speech_commands(cfg.data_dir, sample_rate=cfg.sample_rate, num_samples=cfg.num_samples,
                                 validation_split=cfg.validation_split, test_split=cfg.test_split)
