@@ -18,7 +18,11 @@ NUM_CLASSES = 3
 TOY_KWARGS = {
     "resnet": dict(depth=8, width=4),
     "airbench": dict(widths=(8, 8, 8), stem_width=4),
+    "speech_cnn": dict(widths=(4, 8)),
+    "ds_cnn": dict(filters=8, blocks=2),
+    "crnn": dict(conv_filters=(4,), rnn_units=(8,)),
 }
+SPEECH_SAMPLES = 2000  # a quarter second at 8 kHz: 26 frames of 40 mel bins
 # Toy input per domain: builder kwargs, and raw (serving) inputs -> model inputs.
 TOY_INPUTS = {
     "vision": dict(
@@ -26,6 +30,14 @@ TOY_INPUTS = {
         raw=lambda rng, n: rng.integers(0, 256, size=(n, 16, 16, 3), dtype=np.uint8),
         spec=tf.TensorSpec([None, 16, 16, 3], tf.uint8, name="images"),
         prepare=lambda x: normalize_images(x, 0.5, 0.5),
+    ),
+    # Raw waveforms: the spectrogram is inside the model. Tones plus noise, so that clips differ.
+    "speech": dict(
+        kwargs=dict(sample_rate=8000, num_samples=SPEECH_SAMPLES),
+        raw=lambda rng, n: (0.3 * np.sin(2 * np.pi * rng.uniform(200, 2000, size=(n, 1)) * np.arange(SPEECH_SAMPLES) / 8000)
+                            + 0.05 * rng.normal(size=(n, SPEECH_SAMPLES))).astype("float32"),
+        spec=tf.TensorSpec([None, SPEECH_SAMPLES], tf.float32, name="waveforms"),
+        prepare=lambda x: x,
     ),
 }
 MODELS = list_models()
@@ -46,8 +58,9 @@ def toy_batch(inputs, n=4, seed=0):
     return raw, keras.ops.convert_to_numpy(inputs["prepare"](raw))
 
 
-def test_the_registry_has_the_vision_models():
+def test_the_registry_has_the_vision_and_speech_models():
     assert {"seed_cnn", "resnet", "airbench"} <= set(list_models("vision"))
+    assert {"speech_cnn", "ds_cnn", "crnn"} <= set(list_models("speech"))
     assert MODELS == sorted(MODELS)
     assert list_models("no-such-domain") == []
 
@@ -161,6 +174,14 @@ def test_unknown_kwarg_is_named():
     ("airbench", dict(widths=(1, 2)), "widths must be three"),
     ("airbench", dict(widths=(8, 0, 8)), "widths must be three"),
     ("airbench", dict(dropout=-0.1), "dropout"),
+    ("speech_cnn", dict(widths=()), "widths must be one or more"),
+    ("speech_cnn", dict(sample_rate=100), "sample_rate must be >= 1000"),
+    ("speech_cnn", dict(time_masks=-1), "time_masks must be a non-negative integer"),
+    ("speech_cnn", dict(fmax=9000), "fmax <= sample_rate / 2"),
+    ("ds_cnn", dict(filters=0), "filters must be positive"),
+    ("ds_cnn", dict(window_ms=0.01), "window_ms and hop_ms are too short"),
+    ("crnn", dict(rnn="transformer"), "rnn must be 'gru' or 'lstm'"),
+    ("crnn", dict(rnn_units=()), "rnn_units must be one or more"),
 ])
 def test_builder_argument_errors(name, kwargs, message):
     with pytest.raises(ValueError, match=message):

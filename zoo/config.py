@@ -132,3 +132,35 @@ def parse_config(cls, presets: dict, argv=None, prog=None, description=None):
 
 def save_config(cfg, path):
     Path(path).write_text(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n")
+
+
+@dataclass
+class SpeechConfig(TrainConfig):
+    """What the speech tasks add: the model, the clip format and waveform augmentation.
+
+    SpecAugment is part of the model (its builder arguments: time_masks, time_mask_width,
+    freq_masks, freq_mask_width), as is the spectrogram (num_mel_bins, window_ms, hop_ms).
+    """
+
+    model: str = option("ds_cnn", "registered speech model (see zoo.list_models('speech'))")
+    model_kwargs: dict = option({}, "builder argument, repeatable: --model-arg filters=128 --model-arg time_masks=0")
+    sample_rate: int = option(16000, "the model's sample rate in Hz; clips at other rates are resampled")
+    clip_seconds: float = option(1.0, "clips are padded or trimmed (centred) to this length")
+    validation_split: float = option(0.1, "fraction held out for validation (by speaker where the corpus has them)")
+    test_split: float = option(0.1, "fraction of speakers held out for testing (corpora without an official test split)")
+    time_shift_ms: float = option(100.0, "shift training clips by up to +-this many ms (0 turns it off)")
+    noise_prob: float = option(0.8, "probability of mixing a _silence_ (background noise) clip into a training clip")
+    noise_volume: float = option(0.1, "the noise clip is scaled by a uniform gain in [0, this]")
+    weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
+
+    def __post_init__(self):
+        checks = [("sample_rate", self.sample_rate >= 1000, ">= 1000 Hz"), ("clip_seconds", self.clip_seconds > 0, "> 0"),
+                  ("time_shift_ms", self.time_shift_ms >= 0, ">= 0"), ("noise_prob", 0 <= self.noise_prob <= 1, "in [0, 1]"),
+                  ("noise_volume", self.noise_volume >= 0, ">= 0")]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ZooError(f"{name} must be {expected}. Received: {name}={getattr(self, name)!r}")
+
+    @property
+    def num_samples(self) -> int:
+        return int(round(self.sample_rate * self.clip_seconds))

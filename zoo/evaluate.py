@@ -1,10 +1,14 @@
-"""Evaluation of classifiers: accuracy, loss, per-class accuracy, confusion matrix."""
+"""Evaluation of classifiers: accuracy, loss, per-class accuracy, confusion matrix, and the
+metrics.json and plots of a run."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
-from zoo.plots import confusion_matrix
+from zoo.plots import confusion_matrix, plot_confusion_matrix, plot_history
 
 
 def classification_metrics(y_true, probs, class_names, prefix=""):
@@ -22,3 +26,37 @@ def classification_metrics(y_true, probs, class_names, prefix=""):
         f"{prefix}examples": int(len(y_true)),
     }
     return metrics, cm
+
+
+def evaluate_classifier(model, splits: dict, class_names):
+    """Metrics of a logits classifier on labelled datasets.
+
+    Args:
+        model: a Keras model (or callable with `predict`) mapping a batch to logits.
+        splits: {prefix: (dataset, labels)}, e.g. {"val": ..., "test": ...}; a `None` dataset is
+            skipped. Each dataset yields its examples in the order of `labels`.
+        class_names: names of the classes, in label order.
+
+    Returns:
+        The metrics (`classification_metrics` of each split, keys prefixed `"<prefix>_"`) and
+        {prefix: confusion matrix}.
+    """
+    import keras
+
+    metrics, matrices = {}, {}
+    for prefix, (ds, labels) in splits.items():
+        if ds is None:
+            continue
+        probs = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(ds, verbose=0)))
+        split_metrics, matrices[prefix] = classification_metrics(labels, probs, class_names, prefix=f"{prefix}_")
+        metrics.update(split_metrics)
+    return metrics, matrices
+
+
+def write_classification_report(run_dir, metrics: dict, history: dict, cm, class_names, title: str):
+    """Writes `metrics.json`, `learning_curves.png` and `confusion_matrix.png` (titled `title`)
+    into `run_dir`."""
+    run_dir = Path(run_dir)
+    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    plot_history(history, run_dir / "learning_curves.png")
+    plot_confusion_matrix(cm, class_names, run_dir / "confusion_matrix.png", title=title)

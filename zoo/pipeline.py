@@ -95,3 +95,51 @@ def image_dataset(
     # Evaluation pipelines keep their order: predictions are matched to labels by position.
     options.deterministic = deterministic or not training
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def audio_dataset(
+    waveforms,
+    labels,
+    *,
+    batch_size,
+    training,
+    time_shift=0,
+    noise=None,
+    noise_prob=0.0,
+    noise_volume=0.0,
+    seed=None,
+    deterministic=False,
+):
+    """Builds a waveform pipeline: slices -> cache -> shuffle -> batch -> augment -> prefetch.
+
+    The model computes its own spectrogram (and SpecAugment), so this yields raw waveforms.
+
+    Args:
+        waveforms: float32 `[N, samples]` array in [-1, 1].
+        labels: int `[N]` array.
+        batch_size: global batch size.
+        training: shuffle and augment when True; evaluation pipelines are neither.
+        time_shift: shift each training clip by up to +-this many samples (zero fill).
+        noise: float32 `[K, samples]` background-noise clips to mix in, or None.
+        noise_prob, noise_volume: mix a noise clip into a training clip with this probability,
+            scaled by a uniform gain in [0, noise_volume] (see `zoo.audio.mix_noise`).
+        seed: seeds shuffling.
+        deterministic: fix the element order of training pipelines (evaluation keeps it always).
+    """
+    from zoo.audio import mix_noise, time_shift as shift
+
+    ds = tf.data.Dataset.from_tensor_slices((waveforms, labels)).cache()
+    if training:
+        ds = ds.shuffle(len(waveforms), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.batch(batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+    if training and (time_shift or (noise is not None and noise_prob > 0 and noise_volume > 0)):
+        noise = None if noise is None else tf.constant(noise, tf.float32)
+
+        def augment(x, y):
+            x = shift(x, time_shift)
+            return mix_noise(x, noise, prob=noise_prob, volume=noise_volume), y
+
+        ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+    options = tf.data.Options()
+    options.deterministic = deterministic or not training
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

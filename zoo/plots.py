@@ -63,3 +63,29 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix"):
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_spectrograms(spectrograms, titles, path, *, frame_seconds=None, title=None, columns=4):
+    """A grid of spectrograms `[n, frames, bins]` (time across, mel bins up), one per title."""
+    plt = _pyplot()
+    spectrograms = np.asarray(spectrograms)
+    n = len(spectrograms)
+    rows = max(1, -(-n // columns))
+    cols = min(columns, max(n, 1))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.0 * cols, 2.3 * rows + (0.4 if title else 0)), squeeze=False)
+    for ax in axes.flat[n:]:
+        ax.axis("off")
+    for ax, spec, name in zip(axes.flat, spectrograms, titles):
+        frames = spec.shape[0]
+        extent = [0, frames * frame_seconds if frame_seconds else frames, 0, spec.shape[1]]
+        ax.imshow(spec.T, origin="lower", aspect="auto", cmap="magma", extent=extent)
+        ax.set_title(str(name), fontsize=9)
+        ax.set_xlabel("seconds" if frame_seconds else "frame", fontsize=8)
+        ax.set_ylabel("mel bin", fontsize=8)
+        ax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

@@ -28,6 +28,7 @@ class Run:
     policy: str
     jit_compile: bool
     chief: bool
+    command: str | None = None
 
 
 def package_versions() -> dict:
@@ -77,13 +78,14 @@ def setup_run(cfg, task: str, argv=None) -> Run:
         tf.config.experimental.enable_op_determinism()
     policy = set_precision(cfg.precision)
     strategy = get_strategy(cfg.distribute)
-    run = Run(run_dir, strategy, policy, resolve_jit(cfg.jit_compile), is_chief())
+    command = shlex.join(["python", "-m", f"tasks.{task}", *(sys.argv[1:] if argv is None else argv)])
+    run = Run(run_dir, strategy, policy, resolve_jit(cfg.jit_compile), is_chief(), command)
     resolved = {
         "config": dataclasses.asdict(cfg),
         "task": task,
         "resolved": {"dtype_policy": policy, "strategy": strategy_name(strategy),
                      "replicas": strategy.num_replicas_in_sync, "jit_compile": run.jit_compile},
-        "command": shlex.join(["python", "-m", f"tasks.{task}", *(sys.argv[1:] if argv is None else argv)]),
+        "command": command,
         "versions": package_versions(),
     }
     if run.chief:
@@ -98,6 +100,25 @@ def make_training_optimizer(cfg, steps_per_epoch: int):
         pct_start=cfg.pct_start)
     return make_optimizer(cfg.optimizer, schedule, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                           clipnorm=cfg.clipnorm, clipvalue=cfg.clipvalue)
+
+
+def compile_classifier(model, cfg, run: Run, *, steps_per_epoch: int):
+    """Compiles a logits classifier the zoo way: the optimizer and schedule of `cfg`,
+    cross-entropy with `cfg.label_smoothing`, accuracy, XLA as `run` resolved it.
+    Call it inside `run.strategy.scope()`."""
+    from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
+
+    model.compile(optimizer=make_training_optimizer(cfg, steps_per_epoch=steps_per_epoch),
+                  loss=SparseCategoricalCrossentropyWithSmoothing(cfg.label_smoothing),
+                  metrics=["accuracy"], jit_compile=run.jit_compile)
+    return model
+
+
+def export_metadata(run: Run, metrics: dict, **fields) -> dict:
+    """The model card fields every export shares: `fields`, the validation and test metrics, the
+    command that made the run and the package versions."""
+    return {**fields, "metrics": {k: v for k, v in metrics.items() if k.startswith(("val_", "test_"))},
+            "command": run.command, "versions": package_versions()}
 
 
 def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra_callbacks=()):
@@ -127,4 +148,6 @@ def read_history(path) -> dict:
         return {}
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
-    return {k: [float(r[k]) for r in rows if r.get(k) not in (None, "")] for k in (rows[0] if rows else {})}
+    # CSVLogger writes "NA" for the val_ columns of a run without validation data.
+    history = {k: [float(r[k]) for r in rows if r.get(k) not in (None, "", "NA")] for k in (rows[0] if rows else {})}
+    return {k: v for k, v in history.items() if v}

@@ -19,7 +19,6 @@ the README.
 
 from __future__ import annotations
 
-import json
 import time
 import typing
 from dataclasses import dataclass
@@ -30,9 +29,8 @@ from zoo.config import TrainConfig, option, parse_config
 from zoo.data.images import load_cifar10, train_val_split
 from zoo.distribute import strategy_name
 from zoo.errors import ZooError
-from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
 from zoo.registry import build_model, list_models
-from zoo.train import fit, make_training_optimizer, package_versions, setup_run
+from zoo.train import compile_classifier, export_metadata, fit, setup_run
 
 TASK = "vision.cifar10"
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -93,11 +91,10 @@ def main(argv=None) -> dict:
     import keras
     import tensorflow as tf
 
-    from zoo.evaluate import classification_metrics
+    from zoo.evaluate import evaluate_classifier, write_classification_report
     from zoo.export import export_saved_model
     from zoo.models.vision import init_patch_whitening, with_flip_tta
     from zoo.pipeline import normalize_images
-    from zoo.plots import plot_confusion_matrix, plot_history
 
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.vision.cifar10", description=__doc__.split("\n")[0])
     if cfg.model not in list_models("vision"):
@@ -116,9 +113,7 @@ def main(argv=None) -> dict:
                             **cfg.model_kwargs)
         if cfg.whiten:
             init_patch_whitening(model, normalize_images(x_train[:5000], cfg.mean, cfg.std).numpy())
-        model.compile(optimizer=make_training_optimizer(cfg, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size))),
-                      loss=SparseCategoricalCrossentropyWithSmoothing(cfg.label_smoothing),
-                      metrics=["accuracy"], jit_compile=run.jit_compile)
+        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
     if cfg.weights:
         model.load_weights(cfg.weights)
     print(f"Model: {cfg.model} {cfg.model_kwargs or ''}, {model.count_params():,} parameters, "
@@ -135,20 +130,14 @@ def main(argv=None) -> dict:
     classifier = with_flip_tta(model) if cfg.tta else model
     metrics = {"task": TASK, "model": cfg.model, "preset": cfg.preset, "epochs": len(history.get("loss", [])),
                "train_time_s": round(train_time, 1), "parameters": int(model.count_params()), "dataset": data.source}
-    cm = None
-    for split, ds, labels in (("val_", val_ds, y_val), ("test_", test_ds, data.y_test)):
-        if ds is None:
-            continue
-        probs = keras.ops.convert_to_numpy(keras.ops.softmax(classifier.predict(ds, verbose=0)))
-        split_metrics, cm = classification_metrics(labels, probs, data.class_names, prefix=split)
-        metrics.update(split_metrics)
+    split_metrics, matrices = evaluate_classifier(classifier, {"val": (val_ds, y_val), "test": (test_ds, data.y_test)},
+                                                  data.class_names)
+    metrics.update(split_metrics)
     print(f"Test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f}"
           f" (CIFAR-10 from {data.source}, {len(data.y_test)} images).")
     if run.chief:
-        (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-        plot_history(history, run.run_dir / "learning_curves.png")
-        plot_confusion_matrix(cm, data.class_names, run.run_dir / "confusion_matrix.png",
-                              title=f"CIFAR-10 test, accuracy {metrics['test_accuracy']:.2%}")
+        write_classification_report(run.run_dir, metrics, history, matrices["test"], data.class_names,
+                                    title=f"CIFAR-10 test, accuracy {metrics['test_accuracy']:.2%}")
 
     # Export
     if cfg.export and run.chief:
@@ -161,18 +150,15 @@ def main(argv=None) -> dict:
             classifier, run.run_dir / "saved_model",
             input_signature=[tf.TensorSpec([None, *data.x_train.shape[1:]], tf.uint8, name="images")],
             serve_fn=serve,
-            metadata={
-                "task": TASK, "class_names": list(data.class_names),
-                "input": {"name": "images", "dtype": "uint8", "shape": [None, *data.x_train.shape[1:]],
-                          "range": "0-255 RGB, normalization inside the graph"},
-                "output": {"dtype": "float32", "shape": [None, len(data.class_names)], "meaning": "class probabilities"},
-                "signatures": ["serve", "serving_default"],
-                "metrics": {k: v for k, v in metrics.items() if k.startswith(("val_", "test_"))},
-                "dataset": data.source, "model": cfg.model, "model_kwargs": cfg.model_kwargs,
-                "preprocessing": {"mean": mean, "std": std, "tta": "horizontal flip" if cfg.tta else None},
-                "command": json.loads((run.run_dir / "config.json").read_text())["command"],
-                "versions": package_versions(),
-            })
+            metadata=export_metadata(
+                run, metrics, task=TASK, class_names=list(data.class_names),
+                input={"name": "images", "dtype": "uint8", "shape": [None, *data.x_train.shape[1:]],
+                       "range": "0-255 RGB, normalization inside the graph"},
+                output={"dtype": "float32", "shape": [None, len(data.class_names)], "meaning": "class probabilities"},
+                signatures=["serve", "serving_default"],
+                dataset=data.source, model=cfg.model, model_kwargs=cfg.model_kwargs,
+                preprocessing={"mean": mean, "std": std, "tta": "horizontal flip" if cfg.tta else None},
+            ))
         print(f"SavedModel: {path}")
     return metrics
 

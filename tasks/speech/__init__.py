@@ -1,0 +1,1 @@
+"""Speech tasks: keyword spotting (Speech Commands) and spoken digits (FSDD)."""
