@@ -85,6 +85,19 @@ def main(argv=None):
                 row.append(f"{rate:>16,.0f} img/s")
         print(f"{name:16s} {params:>10,d} " + " ".join(row), flush=True)
 
+    # Each preset's own network, precision and batch size, and what that rate means for its run.
+    print(f"{'preset':10s} {'model':42s} {'precision':15s} {'img/s':>8s} {'epoch':>9s} {'all epochs':>11s}")
+    for preset, recipe in PRESETS.items():
+        policy = recipe.get("precision", "float32")
+        policy = "float32" if policy == "auto" else policy
+        batch = recipe.get("batch_size", args.batch_size)
+        rate, _ = train_rate(recipe["model"], policy, False, batch, args.steps, recipe.get("model_kwargs"))
+        n_train = 50000 * (1 - recipe.get("validation_split", 0.2))
+        epoch = n_train / rate
+        label = recipe["model"] + (f" {recipe['model_kwargs']}" if recipe.get("model_kwargs") else "")
+        print(f"{preset:10s} {label:42s} {policy:15s} {rate:8,.0f} {epoch / 60:7.1f} m "
+              f"{epoch * recipe.get('epochs', 10) / 3600:9.2f} h", flush=True)
+
     if args.data_dir:
         from zoo.data.images import load_cifar10
 
