@@ -7,7 +7,6 @@ hands over to `train_speech_classifier` (see tasks/speech/commands.py and digits
 
 from __future__ import annotations
 
-import time
 
 import numpy as np
 
@@ -59,13 +58,12 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
         corpus: the corpus' name for messages and plot titles.
     """
     from zoo.audio import serving_endpoints, serving_metadata
-    from zoo.distribute import strategy_name
     from zoo.evaluate import evaluate_classifier, write_classification_report
     from zoo.export import export_saved_model
     from zoo.models.speech import spectrogram_examples
     from zoo.plots import plot_spectrograms
     from zoo.registry import build_model
-    from zoo.train import compile_classifier, export_metadata, fit
+    from zoo.train import compile_classifier, export_metadata, train
 
     # Data
     train_ds, val_ds, test_ds, n_train = speech_datasets(cfg, data)
@@ -77,21 +75,11 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
         model = build_model(cfg.model, num_classes=len(data.class_names), sample_rate=data.sample_rate,
                             num_samples=data.num_samples, **cfg.model_kwargs)
         compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
-    if cfg.weights:
-        model.load_weights(cfg.weights)
-    print(f"Model: {cfg.model} {cfg.model_kwargs or ''}, {model.count_params():,} parameters, "
-          f"{run.policy}, {strategy_name(run.strategy)}, XLA {'on' if run.jit_compile else 'off'}.")
 
     # Train
-    start = time.time()
-    history = fit(model, train_ds, val_ds, cfg, run) if cfg.epochs > 0 else {}
-    train_time = time.time() - start
-    if run.chief and cfg.epochs > 0:
-        model.save_weights(run.run_dir / "model.weights.h5")
+    history, metrics = train(model, train_ds, val_ds, cfg, run, task=task, dataset=data.source)
 
     # Evaluate
-    metrics = {"task": task, "model": cfg.model, "preset": cfg.preset, "epochs": len(history.get("loss", [])),
-               "train_time_s": round(train_time, 1), "parameters": int(model.count_params()), "dataset": data.source}
     split_metrics, matrices = evaluate_classifier(
         model, {"val": (val_ds, data.validation.labels), "test": (test_ds, data.test.labels)}, data.class_names)
     metrics.update(split_metrics)

@@ -8,6 +8,7 @@ import json
 import shlex
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +141,32 @@ def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=[*callbacks, *extra_callbacks], shuffle=False,
               verbose=verbose)
     return read_history(run.run_dir / "history.csv")
+
+
+def train(model, train_ds, val_ds, cfg, run: Run, *, task: str, dataset: str):
+    """The Train step every task shares.
+
+    Loads `cfg.weights` if given, prints the model's size and how it runs, fits it (not at all
+    with `--epochs 0`) and saves `model.weights.h5` in the run directory.
+
+    Returns:
+        The history (a dict of lists) and the start of the metrics dict that evaluation completes:
+        task, model, preset, epochs, training time, parameters and dataset.
+    """
+    from zoo.distribute import strategy_name
+
+    if cfg.weights:
+        model.load_weights(cfg.weights)
+    print(f"Model: {cfg.model} {cfg.model_kwargs or ''}, {model.count_params():,} parameters, "
+          f"{run.policy}, {strategy_name(run.strategy)}, XLA {'on' if run.jit_compile else 'off'}.")
+    start = time.time()
+    history = fit(model, train_ds, val_ds, cfg, run) if cfg.epochs > 0 else {}
+    train_time = time.time() - start
+    if run.chief and cfg.epochs > 0:
+        model.save_weights(run.run_dir / "model.weights.h5")
+    metrics = {"task": task, "model": cfg.model, "preset": cfg.preset, "epochs": len(history.get("loss", [])),
+               "train_time_s": round(train_time, 1), "parameters": int(model.count_params()), "dataset": dataset}
+    return history, metrics
 
 
 def read_history(path) -> dict:

@@ -19,7 +19,6 @@ the README.
 
 from __future__ import annotations
 
-import time
 import typing
 from dataclasses import dataclass
 
@@ -27,10 +26,9 @@ import numpy as np
 
 from zoo.config import TrainConfig, option, parse_config
 from zoo.data.images import load_cifar10, train_val_split
-from zoo.distribute import strategy_name
 from zoo.errors import ZooError
 from zoo.registry import build_model, list_models
-from zoo.train import compile_classifier, export_metadata, fit, setup_run
+from zoo.train import compile_classifier, export_metadata, setup_run, train
 
 TASK = "vision.cifar10"
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -115,22 +113,12 @@ def main(argv=None) -> dict:
         if cfg.whiten:
             init_patch_whitening(model, normalize_images(x_train[:5000], cfg.mean, cfg.std).numpy())
         compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
-    if cfg.weights:
-        model.load_weights(cfg.weights)
-    print(f"Model: {cfg.model} {cfg.model_kwargs or ''}, {model.count_params():,} parameters, "
-          f"{run.policy}, {strategy_name(run.strategy)}, XLA {'on' if run.jit_compile else 'off'}.")
 
     # Train
-    start = time.time()
-    history = fit(model, train_ds, val_ds, cfg, run) if cfg.epochs > 0 else {}
-    train_time = time.time() - start
-    if run.chief and cfg.epochs > 0:
-        model.save_weights(run.run_dir / "model.weights.h5")
+    history, metrics = train(model, train_ds, val_ds, cfg, run, task=TASK, dataset=data.source)
 
     # Evaluate
     classifier = with_flip_tta(model) if cfg.tta else model
-    metrics = {"task": TASK, "model": cfg.model, "preset": cfg.preset, "epochs": len(history.get("loss", [])),
-               "train_time_s": round(train_time, 1), "parameters": int(model.count_params()), "dataset": data.source}
     split_metrics, matrices = evaluate_classifier(classifier, {"val": (val_ds, y_val), "test": (test_ds, data.y_test)},
                                                   data.class_names)
     metrics.update(split_metrics)
