@@ -17,7 +17,8 @@ Offline, `--data-dir DIR` or `ZOO_DATA_DIR` points at a directory holding
 a Keras audio folder `<label>/*.wav`); otherwise TFDS downloads `spoken_digit`. Killing a run
 and starting the same command again resumes it.
 
-The presets aim at 98% test accuracy; they have not been run to the end yet.
+The `default` preset reached 100% test accuracy (300 of 300) in 10 minutes on a 2-core CPU;
+`small` has not been run to the end yet (README, Speech results).
 """
 
 from __future__ import annotations
