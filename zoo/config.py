@@ -61,6 +61,7 @@ class TrainConfig:
     tensorboard: bool = option(True, "write TensorBoard logs")
     export: bool = option(True, "export a SavedModel at the end")
     verbose: str = option("auto", "Keras fit verbosity: auto, 0, 1 or 2", ("auto", "0", "1", "2"))
+    weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
 
 
 def _flag(name):
@@ -151,7 +152,6 @@ class SpeechConfig(TrainConfig):
     time_shift_ms: float = option(100.0, "shift training clips by up to +-this many ms (0 turns it off)")
     noise_prob: float = option(0.8, "probability of mixing a _silence_ (background noise) clip into a training clip")
     noise_volume: float = option(0.1, "the noise clip is scaled by a uniform gain in [0, this]")
-    weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
 
     def __post_init__(self):
         checks = [("sample_rate", self.sample_rate >= 1000, ">= 1000 Hz"), ("clip_seconds", self.clip_seconds > 0, "> 0"),

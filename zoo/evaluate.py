@@ -28,6 +28,13 @@ def classification_metrics(y_true, probs, class_names, prefix=""):
     return metrics, cm
 
 
+def predict_probabilities(model, ds):
+    """Softmax of a logits classifier's predictions on `ds`, as a float numpy array."""
+    import keras
+
+    return keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(ds, verbose=0)))
+
+
 def evaluate_classifier(model, splits: dict, class_names):
     """Metrics of a logits classifier on labelled datasets.
 
@@ -41,13 +48,11 @@ def evaluate_classifier(model, splits: dict, class_names):
         The metrics (`classification_metrics` of each split, keys prefixed `"<prefix>_"`) and
         {prefix: confusion matrix}.
     """
-    import keras
-
     metrics, matrices = {}, {}
     for prefix, (ds, labels) in splits.items():
         if ds is None:
             continue
-        probs = keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(ds, verbose=0)))
+        probs = predict_probabilities(model, ds)
         split_metrics, matrices[prefix] = classification_metrics(labels, probs, class_names, prefix=f"{prefix}_")
         metrics.update(split_metrics)
     return metrics, matrices

@@ -14,11 +14,12 @@ from pathlib import Path
 import keras
 
 
-def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict, extra_signatures=None):
+def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict, extra_signatures=None, track=()):
     """Writes a SavedModel whose `serve` (and `serving_default`) signature is `serve_fn`.
 
     The SavedModel is written to a temporary directory beside `path` and renamed into place, so a
-    crash never leaves a half-written model at `path`.
+    crash never leaves a half-written model at `path`. RNN layers are traced without cuDNN
+    kernels (`portable_rnns`), and the result is checked for GPU-only ops.
 
     Args:
         model: the Keras model whose variables `serve_fn` uses.
@@ -27,18 +28,29 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         serve_fn: raw inputs -> outputs, all preprocessing inside.
         metadata: written to `path/metadata.json` (parameter count and sizes are added).
         extra_signatures: optional {name: (fn, input_signature)} endpoints.
+        track: resources `serve_fn` uses besides Keras variables (lookup tables, `tf.Module`s
+            holding them), so that the SavedModel stores them.
+
+    Raises:
+        ValueError: if a signature's graph uses cuDNN-only ops (a SavedModel traced on a GPU
+            that would not load on a CPU).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
     try:
+        # Trace RNNs with the kernels every device has: a model trained on a GPU still loads on a CPU.
+        portable_rnns(model)
         archive = keras.export.ExportArchive()
+        for resource in track:
+            archive.track(resource)
         # No archive.track(model): add_endpoint tracks what serve_fn uses, and tracking the
         # model as well stores every variable twice (Keras 3.15).
         archive.add_endpoint("serve", serve_fn, input_signature=input_signature)
         for name, (fn, signature) in (extra_signatures or {}).items():
             archive.add_endpoint(name, fn, input_signature=signature)
         archive.write_out(str(tmp), verbose=False)
+        check_portable(tmp)
         metadata = {**metadata, "parameters": int(model.count_params()),
                     "size_bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())}
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
@@ -53,3 +65,33 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return path
+
+
+def saved_model_ops(path) -> set:
+    """Every op type in a SavedModel's graphs, the functions of its library included."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    ops = set()
+    for meta_graph in proto.meta_graphs:
+        ops |= {n.op for n in meta_graph.graph_def.node}
+        ops |= {n.op for f in meta_graph.graph_def.library.function for n in f.node_def}
+    return ops
+
+
+def check_portable(path) -> None:
+    """A `ValueError` if the SavedModel at `path` uses ops that only GPUs have (cuDNN RNNs)."""
+    bad = sorted(op for op in saved_model_ops(path) if op.startswith("Cudnn"))
+    if bad:
+        raise ValueError(f"{path} uses GPU-only ops {bad}: set use_cudnn=False on the model's RNN layers "
+                         "(zoo.export.portable_rnns) before exporting.")
+
+
+def portable_rnns(model):
+    """Sets `use_cudnn=False` on every RNN layer of `model` (inside wrappers too), so that what is
+    traced next uses the kernels every device has. Weights are the same either way."""
+    for layer in model._flatten_layers(include_self=False, recursive=True):
+        if hasattr(layer, "use_cudnn"):
+            layer.use_cudnn = False
+    return model

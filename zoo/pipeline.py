@@ -143,3 +143,54 @@ def audio_dataset(
     options = tf.data.Options()
     options.deterministic = deterministic or not training
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
+
+
+def text_dataset(
+    token_ids,
+    labels,
+    *,
+    batch_size,
+    training,
+    bucket_width=0,
+    max_length=None,
+    seed=None,
+    deterministic=False,
+):
+    """Builds a token-id pipeline: ragged slices -> cache -> shuffle -> batch -> prefetch.
+
+    Training batches can group sequences of similar length (`tf.data` bucketing), padded only to
+    the longest in the batch, instead of padding everything to `max_length`.
+
+    Args:
+        token_ids: a list of 1-D int arrays (see `zoo.text.Tokenizer.tokenize_all`), each >= 1 long.
+        labels: int `[N]` array.
+        batch_size: global batch size.
+        training: shuffle (and bucket, if asked) when True; evaluation pipelines keep the order of
+            `token_ids` and pad each batch to its longest sequence.
+        bucket_width: training batches come from buckets of lengths this wide (0: no bucketing).
+        max_length: without bucketing, pad training batches to this length (None: the longest in
+            the batch); with bucketing, the upper end of the last bucket.
+        seed: seeds shuffling.
+        deterministic: fix the element order of training pipelines (evaluation keeps it always).
+    """
+    import numpy as np
+
+    lengths = np.array([len(t) for t in token_ids], dtype="int64")
+    flat = np.concatenate(token_ids).astype("int32") if len(token_ids) else np.zeros([0], "int32")
+    ragged = tf.RaggedTensor.from_row_lengths(flat, lengths)
+    ds = tf.data.Dataset.from_tensor_slices((ragged, np.asarray(labels)))
+    # Rows of a ragged tensor slice into 1-D ragged tensors of ragged rank 0: make them dense.
+    ds = ds.map(lambda x, y: (x.to_tensor() if isinstance(x, tf.RaggedTensor) else x, y)).cache()
+    if training:
+        ds = ds.shuffle(len(token_ids), seed=seed, reshuffle_each_iteration=True)
+    if training and bucket_width:
+        longest = int(max_length or lengths.max())
+        boundaries = list(range(bucket_width + 1, longest + 1, bucket_width))
+        ds = ds.bucket_by_sequence_length(
+            lambda x, y: tf.shape(x)[0], bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+    else:
+        ds = ds.padded_batch(batch_size, padded_shapes=([max_length if training else None], []))
+    options = tf.data.Options()
+    options.deterministic = deterministic or not training
+    return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

@@ -45,3 +45,90 @@ def normalize_text(texts, *, lowercase: bool = True, strip_markup: bool = True, 
     if split_punctuation:
         texts = tf.strings.regex_replace(texts, _PUNCTUATION, r" \1 ")
     return tf.strings.strip(tf.strings.regex_replace(texts, r"\s+", " "))
+
+
+# --- vocabulary and token ids -----------------------------------------------------------------
+
+PAD_ID, OOV_ID = 0, 1
+
+
+def build_vocabulary(texts, *, vocab_size: int, max_chars: int | None = None, batch_size: int = 1024) -> list[str]:
+    """The `vocab_size - 2` most frequent whitespace tokens of the normalized `texts`.
+
+    Learn it on the training split only. Index 0 of the token ids is padding and index 1 the
+    out-of-vocabulary token, so the returned list starts at id 2 (the layout of Keras'
+    `TextVectorization`, which does the counting).
+
+    Args:
+        texts: raw strings (an array or list of `str`/`bytes`).
+        vocab_size: the size of the id space, padding and OOV included.
+        max_chars: truncation applied before normalization, as in `tokenize`.
+        batch_size: texts normalized at once while counting.
+    """
+    import keras
+    import tensorflow as tf
+
+    if vocab_size < 3:
+        raise ValueError(f"vocab_size must be >= 3 (padding, OOV and a word). Received: vocab_size={vocab_size}")
+    ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(batch_size)
+    ds = ds.map(lambda t: normalize_text(t, max_chars=max_chars), num_parallel_calls=tf.data.AUTOTUNE)
+    counter = keras.layers.TextVectorization(max_tokens=vocab_size, standardize=None, split="whitespace")
+    counter.adapt(ds)
+    return [str(t) for t in counter.get_vocabulary() if t not in ("", "[UNK]")][: vocab_size - 2]
+
+
+class Tokenizer:
+    """Raw strings -> token ids, in the graph: `normalize_text`, whitespace split, vocabulary lookup
+    (unknown words -> `OOV_ID`), truncation to `max_length` tokens keeping the head or the tail.
+    An empty text becomes the single token `OOV_ID`, so every sequence has a step to read.
+
+    A `tf.Module`, so that a SavedModel that calls it stores the vocabulary with the model.
+    """
+
+    def __init__(self, vocabulary, *, max_length: int, truncate: str = "head", max_chars: int | None = None):
+        import tensorflow as tf
+
+        if truncate not in ("head", "tail"):
+            raise ValueError(f"truncate must be 'head' or 'tail'. Received: truncate={truncate!r}")
+        if max_length < 1:
+            raise ValueError(f"max_length must be positive. Received: max_length={max_length}")
+        self.vocabulary = list(vocabulary)
+        self.max_length, self.truncate, self.max_chars = int(max_length), truncate, max_chars
+        self.module = tf.Module(name="tokenizer")
+        keys = tf.constant(self.vocabulary, tf.string)
+        ids = tf.range(2, len(self.vocabulary) + 2, dtype=tf.int64)
+        self.module.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, ids), OOV_ID)
+
+    @property
+    def vocab_size(self) -> int:
+        return len(self.vocabulary) + 2
+
+    def __call__(self, texts):
+        """`tf.string[batch]` -> int32 `tf.RaggedTensor[batch, (tokens)]`, 1 to `max_length` long."""
+        import tensorflow as tf
+
+        words = tf.strings.split(normalize_text(texts, max_chars=self.max_chars))
+        ids = tf.ragged.map_flat_values(self.module.table.lookup, words)
+        ids = ids[:, : self.max_length] if self.truncate == "head" else ids[:, -self.max_length:]
+        empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)
+        oov = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], tf.constant(OOV_ID, tf.int64)), empty)
+        ids = tf.concat([ids, oov], axis=1)
+        return tf.cast(ids, tf.int32)
+
+    def dense(self, texts):
+        """`tf.string[batch]` -> int32 `[batch, longest]`, padded with `PAD_ID`: the model's input."""
+        return self(texts).to_tensor(PAD_ID)
+
+    def tokenize_all(self, texts, batch_size: int = 1024):
+        """Token ids of many texts at once, as a list of int32 numpy arrays (with a progress bar)."""
+        import keras
+        import tensorflow as tf
+
+        ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(batch_size)
+        ds = ds.map(self, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        bar = keras.utils.Progbar(len(texts), unit_name="text")
+        out = []
+        for batch in ds:
+            out += [row for row in batch.numpy()]
+            bar.add(batch.shape[0])
+        return out

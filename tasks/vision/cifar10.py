@@ -46,7 +46,6 @@ class Config(TrainConfig):
     cutout: int = option(0, "cutout square size (0 turns it off)")
     tta: bool = option(False, "evaluate and export with horizontal-flip test-time augmentation")
     whiten: bool = option(False, "initialize the model's patch stem to whiten training patches, frozen (airbench)")
-    weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
 
 
 PRESETS = {

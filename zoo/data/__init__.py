@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import numpy as np
+
 from zoo.errors import DataError
 
 
@@ -31,3 +33,18 @@ def tfds_load(name, splits):
             f"Could not load {name!r} from TensorFlow Datasets ({type(e).__name__}: {str(e).splitlines()[0][:200]}). "
             "Offline, point --data-dir or ZOO_DATA_DIR at a local copy."
         ) from e
+
+
+def train_val_split(x, y, validation_split, seed=0):
+    """A stratified split of the training set: each class gives `validation_split` of its examples."""
+    if not 0 <= validation_split < 1:
+        raise ValueError(f"validation_split must be in [0, 1). Received: {validation_split}")
+    rng = np.random.default_rng(seed)
+    val_idx = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        rng.shuffle(idx)
+        val_idx.append(idx[: int(round(len(idx) * validation_split))])
+    val_mask = np.zeros(len(y), dtype=bool)
+    val_mask[np.concatenate(val_idx)] = True
+    return (x[~val_mask], y[~val_mask]), (x[val_mask], y[val_mask])

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import resolve_data_dir, tfds_load
+from zoo.data import resolve_data_dir, tfds_load, train_val_split  # noqa: F401 (train_val_split: re-exported)
 from zoo.errors import DataError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -256,18 +256,3 @@ def _first_undecodable(files, start):
         except tf.errors.OpError:
             return f
     return files[start]
-
-
-def train_val_split(x, y, validation_split, seed=0):
-    """A stratified split of the training set: each class gives `validation_split` of its images."""
-    if not 0 <= validation_split < 1:
-        raise ValueError(f"validation_split must be in [0, 1). Received: {validation_split}")
-    rng = np.random.default_rng(seed)
-    val_idx = []
-    for c in np.unique(y):
-        idx = np.flatnonzero(y == c)
-        rng.shuffle(idx)
-        val_idx.append(idx[: int(round(len(idx) * validation_split))])
-    val_mask = np.zeros(len(y), dtype=bool)
-    val_mask[np.concatenate(val_idx)] = True
-    return (x[~val_mask], y[~val_mask]), (x[val_mask], y[val_mask])

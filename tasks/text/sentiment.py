@@ -1,0 +1,199 @@
+"""Sentiment analysis of IMDB movie reviews with LSTMs.
+
+Trains an LSTM classifier from scratch (no pretrained embeddings) on the IMDB Large Movie Review
+Dataset (Maas et al., 2011: 25,000 training and 25,000 test reviews, half positive), evaluates
+it on the 25,000 test reviews and exports a SavedModel that takes raw review strings and
+returns the probability that each is positive, and its label.
+
+Text is normalized in the graph (UTF-8 repair, Unicode NFKC case folding, `<br />` and other
+markup stripped, punctuation split off), split on whitespace and looked up in a vocabulary
+learned on the training split only; reviews are truncated to `--max-length` tokens, and training
+batches group reviews of similar length (`--bucket-width`) instead of padding all to the maximum.
+
+    python -m tasks.text.sentiment                          # the `default` preset (2-layer BiLSTM)
+    python -m tasks.text.sentiment --preset small           # one LSTM layer, quicker
+    python -m tasks.text.sentiment --model-arg pooling=attention --epochs 3
+
+Offline, `--data-dir DIR` or `ZOO_DATA_DIR` points at `aclImdb/{train,test}/{neg,pos}/*.txt`;
+any Keras text folder (`train/<class>/*.txt`, `test/<class>/*.txt`) works with `--text-folder`.
+Otherwise TFDS downloads `imdb_reviews`. Killing a run and starting the same command again
+resumes it. Loading the exported model needs `import tensorflow_text` (its normalization ops).
+
+Results on the 25,000 test reviews, with the commands that produced them, are in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+from dataclasses import dataclass
+
+import numpy as np
+
+from zoo.config import TrainConfig, option, parse_config
+from zoo.data import train_val_split
+from zoo.errors import ZooError
+from zoo.registry import build_model, list_models
+from zoo.train import compile_classifier, export_metadata, setup_run, train
+
+TASK = "text.sentiment"
+
+
+@dataclass
+class Config(TrainConfig):
+    model: str = option("bilstm", "registered text model (see zoo.list_models('text'))")
+    model_kwargs: dict = option({}, "builder argument, repeatable: --model-arg units=(64,64) --model-arg pooling=max")
+    text_folder: typing.Optional[str] = option(None, "a Keras text folder (train/<class>/*.txt, test/<class>/*.txt) "
+                                                     "instead of IMDB")
+    vocab_size: int = option(20000, "vocabulary size, padding and out-of-vocabulary ids included")
+    max_length: int = option(400, "keep at most this many tokens of each review")
+    truncate: str = option("head", "which end of a long review to keep", ("head", "tail"))
+    max_chars: int = option(20000, "read at most this many characters of a review (IMDB's longest: 13,704)")
+    bucket_width: int = option(32, "training batches group reviews whose lengths fall in buckets this wide "
+                                   "(0: pad every batch to --max-length)")
+    mistakes: int = option(20, "how many of the most confident test mistakes to report")
+
+
+_RECIPE = dict(optimizer="adamw", learning_rate=2e-3, weight_decay=1e-2, schedule="cosine", warmup_epochs=0.5,
+               batch_size=64, clipnorm=1.0, validation_split=0.1, precision="float32")
+PRESETS = {
+    "default": dict(_RECIPE, model="bilstm", epochs=4,
+                    model_kwargs={"embedding_dim": 128, "units": (64, 64), "pooling": "max", "dropout": 0.3,
+                                  "embedding_dropout": 0.2}),
+    "small": dict(_RECIPE, model="lstm", epochs=4,
+                  model_kwargs={"embedding_dim": 64, "units": (64,), "pooling": "max", "dropout": 0.3,
+                                "embedding_dropout": 0.2}),
+}
+
+
+def load_data(cfg):
+    from zoo.data.text import load_imdb, load_text_folder
+
+    return load_text_folder(cfg.text_folder) if cfg.text_folder else load_imdb(cfg.data_dir)
+
+
+def make_datasets(cfg, data, tokenizer):
+    """Token ids of the three splits and their pipelines (training shuffled and bucketed)."""
+    from zoo.pipeline import text_dataset
+
+    (x_train, y_train), (x_val, y_val) = train_val_split(data.train_texts, data.train_labels, cfg.validation_split,
+                                                         cfg.seed)
+    if cfg.subset:
+        keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(x_train))[: cfg.subset])
+        x_train, y_train = x_train[keep], y_train[keep]
+    ids = {split: tokenizer.tokenize_all(x) for split, x in (("train", x_train), ("val", x_val),
+                                                                ("test", data.test_texts))}
+    common = dict(batch_size=cfg.batch_size, seed=cfg.seed, deterministic=cfg.deterministic)
+    train_ds = text_dataset(ids["train"], y_train, training=True, bucket_width=cfg.bucket_width,
+                            max_length=cfg.max_length, **common)
+    val_ds = text_dataset(ids["val"], y_val, training=False, **common) if len(x_val) else None
+    test_ds = text_dataset(ids["test"], data.test_labels, training=False, **common)
+    return train_ds, val_ds, test_ds, (x_train, x_val, y_val, ids)
+
+
+def confident_mistakes(texts, labels, probs, class_names, n):
+    """The `n` test mistakes the model was surest of: text, label, predicted label, probability."""
+    pred = probs.argmax(axis=1)
+    wrong = np.flatnonzero(pred != labels)
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:n]
+    return [{"index": int(i), "label": class_names[labels[i]], "predicted": class_names[pred[i]],
+             "probability": round(float(probs[i, pred[i]]), 4),
+             "text": texts[i].decode("utf-8", "replace").replace("<br />", " ")} for i in wrong]
+
+
+def write_mistakes(path, mistakes, chars=400):
+    lines = ["# Most confident test mistakes", "", "| # | label | predicted | probability | review (start) |",
+             "|---|---|---|---|---|"]
+    for m in mistakes:
+        text = m["text"][:chars].replace("|", "\\|").replace("\n", " ")
+        lines.append(f"| {m['index']} | {m['label']} | {m['predicted']} | {m['probability']:.4f} | {text}"
+                     f"{'...' if len(m['text']) > chars else ''} |")
+    path.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    path.with_suffix(".json").write_text(json.dumps(mistakes, indent=2, ensure_ascii=False) + "\n")
+
+
+def main(argv=None) -> dict:
+    """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
+    import keras
+    import tensorflow as tf
+
+    from zoo.evaluate import classification_metrics, predict_probabilities, write_classification_report
+    from zoo.export import export_saved_model
+    from zoo.text import Tokenizer, build_vocabulary
+
+    cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.text.sentiment", description=__doc__.split("\n")[0])
+    if cfg.model not in list_models("text"):
+        raise ZooError(f"Unknown text model {cfg.model!r}. Known: {', '.join(list_models('text'))}.")
+    reserved = sorted({"vocab_size", "num_classes"} & set(cfg.model_kwargs))
+    if reserved:
+        raise ZooError(f"--model-arg {', '.join(reserved)}: set by the task (use --vocab-size).")
+    run = setup_run(cfg, TASK, argv)
+
+    # Data: the vocabulary comes from the training split only (not validation, not test).
+    data = load_data(cfg)
+    (x_train, _), _ = train_val_split(data.train_texts, data.train_labels, cfg.validation_split, cfg.seed)
+    vocabulary = build_vocabulary(x_train, vocab_size=cfg.vocab_size, max_chars=cfg.max_chars)
+    tokenizer = Tokenizer(vocabulary, max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars)
+    if run.chief:
+        (run.run_dir / "vocabulary.txt").write_text("\n".join(["[PAD]", "[UNK]", *vocabulary]) + "\n")
+    train_ds, val_ds, test_ds, (x_train, x_val, y_val, ids) = make_datasets(cfg, data, tokenizer)
+    lengths = np.array([len(t) for t in ids["train"]])
+    print(f"Data: {data.source}; {len(x_train)} train, {len(x_val)} validation, {len(data.test_texts)} test reviews; "
+          f"vocabulary {tokenizer.vocab_size:,} ids; tokens per review: median {int(np.median(lengths))}, "
+          f"{np.mean(lengths >= cfg.max_length):.1%} truncated to {cfg.max_length}.")
+
+    # Model
+    with run.strategy.scope():
+        model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, num_classes=len(data.class_names),
+                            **cfg.model_kwargs)
+        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(len(x_train) / cfg.batch_size)))
+
+    # Train
+    history, metrics = train(model, train_ds, val_ds, cfg, run, task=TASK, dataset=data.source)
+
+    # Evaluate
+    probs = {"test": predict_probabilities(model, test_ds)}
+    if val_ds is not None:
+        probs["val"] = predict_probabilities(model, val_ds)
+        metrics.update(classification_metrics(y_val, probs["val"], data.class_names, prefix="val_")[0])
+    test_metrics, cm = classification_metrics(data.test_labels, probs["test"], data.class_names, prefix="test_")
+    metrics.update(test_metrics)
+    print(f"Test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
+          f"({data.source}, {len(data.test_texts)} reviews).")
+    if run.chief:
+        write_classification_report(run.run_dir, metrics, history, cm, data.class_names,
+                                    title=f"IMDB test, accuracy {metrics['test_accuracy']:.2%}")
+        write_mistakes(run.run_dir / "mistakes", confident_mistakes(
+            data.test_texts, data.test_labels, probs["test"], data.class_names, cfg.mistakes))
+
+    # Export: raw strings in, the probability of the last class ("pos" for IMDB) and the label out.
+    if cfg.export and run.chief:
+        class_names = tf.constant(list(data.class_names))
+
+        def serve(texts):
+            p = keras.ops.softmax(model(tokenizer.dense(texts), training=False))
+            return {"probability": p[:, -1], "label": tf.gather(class_names, tf.argmax(p, axis=1))}
+
+        path = export_saved_model(
+            model, run.run_dir / "saved_model", track=[tokenizer.module],
+            input_signature=[tf.TensorSpec([None], tf.string, name="texts")], serve_fn=serve,
+            metadata=export_metadata(
+                run, metrics, task=TASK, class_names=list(data.class_names),
+                input={"name": "texts", "dtype": "string", "shape": [None], "meaning": "raw UTF-8 reviews"},
+                output={"probability": f"float32[None], probability of {data.class_names[-1]!r}",
+                        "label": "string[None], the more probable class"},
+                signatures=["serve", "serving_default"], requires=["tensorflow", "tensorflow_text"],
+                load="import tensorflow as tf, tensorflow_text; tf.saved_model.load(path)",
+                dataset=data.source, model=cfg.model, model_kwargs=cfg.model_kwargs,
+                preprocessing={"normalization": "UTF-8 repair, NFKC case folding, markup stripped, punctuation split",
+                               "vocab_size": tokenizer.vocab_size, "max_length": cfg.max_length,
+                               "truncate": cfg.truncate, "max_chars": cfg.max_chars,
+                               "out_of_vocabulary_id": 1, "padding_id": 0}))
+        print(f"SavedModel: {path}")
+    return metrics
+
+
+if __name__ == "__main__":
+    from zoo.cli import run as _run
+
+    _run(main)

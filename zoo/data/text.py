@@ -1,0 +1,93 @@
+"""Text classification data: the IMDB `aclImdb` layout and Keras text folders, as in-memory
+arrays of raw UTF-8 bytes (normalization happens in the graph, see `zoo.text`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from zoo.data import resolve_data_dir, tfds_load
+from zoo.errors import DataError
+
+IMDB_CLASSES = ("neg", "pos")
+
+
+@dataclass
+class TextData:
+    """Train and test texts (object arrays of `bytes`) with integer labels and their files."""
+
+    train_texts: np.ndarray
+    train_labels: np.ndarray
+    test_texts: np.ndarray
+    test_labels: np.ndarray
+    class_names: tuple
+    source: str
+
+    def __post_init__(self):
+        for split, x, y in (("train", self.train_texts, self.train_labels), ("test", self.test_texts, self.test_labels)):
+            if len(x) == 0:
+                raise DataError(f"The {split} split of {self.source} is empty.")
+            if len(x) != len(y):
+                raise DataError(f"{self.source}: {len(x)} {split} texts but {len(y)} labels.")
+
+
+def load_imdb(data_dir=None) -> TextData:
+    """Loads the IMDB Large Movie Review Dataset (25,000 train and 25,000 test reviews).
+
+    Looks in `data_dir` (or `ZOO_DATA_DIR`) for `aclImdb/{train,test}/{neg,pos}/*.txt` (or the
+    `{train,test}/{neg,pos}` folders directly); `train/unsup` is ignored. Without a directory,
+    downloads `imdb_reviews` with TFDS. Label 1 is positive.
+    """
+    root = resolve_data_dir(data_dir)
+    if root is None:
+        (x_train, y_train), (x_test, y_test) = tfds_load("imdb_reviews", ["train", "test"])
+        return TextData(x_train.astype(object), y_train.astype("int64"), x_test.astype(object),
+                        y_test.astype("int64"), IMDB_CLASSES, "tfds:imdb_reviews")
+    for base in (root / "aclImdb", root):
+        if (base / "train" / "pos").is_dir() or (base / "train" / "neg").is_dir():
+            return load_text_folder(base, class_names=IMDB_CLASSES)
+    raise DataError(f"No IMDB reviews found in {root}: expected aclImdb/train/{{neg,pos}}/*.txt and "
+                    "aclImdb/test/{neg,pos}/*.txt (or train/ and test/ directly).")
+
+
+def load_text_folder(path, class_names=None) -> TextData:
+    """Loads a Keras text-folder layout: `path/train/<class>/*.txt` and `path/test/<class>/*.txt`.
+
+    Args:
+        path: the directory holding `train/` and `test/`.
+        class_names: the classes to read, in label order (other subfolders are ignored, as
+            aclImdb's `train/unsup`); default: every subfolder of `train/`, sorted.
+
+    Raises:
+        DataError naming the directory or file when a split or class folder is missing, a class
+        folder holds no .txt files, or a file cannot be read.
+    """
+    path = Path(path)
+    splits = {}
+    for split in ("train", "test"):
+        folder = path / split
+        if not folder.is_dir():
+            raise DataError(f"{folder} is missing: a text folder holds train/<class>/*.txt and test/<class>/*.txt.")
+        if class_names is None:
+            class_names = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
+            if not class_names:
+                raise DataError(f"{folder} has no class subfolders (expected {folder}/<class>/*.txt).")
+        texts, labels = [], []
+        for label, name in enumerate(class_names):
+            files = sorted((folder / name).glob("*.txt")) if (folder / name).is_dir() else []
+            if not files:
+                raise DataError(f"{folder / name} has no .txt files (classes: {', '.join(class_names)}).")
+            texts += [_read(f) for f in files]
+            labels += [label] * len(files)
+        splits[split] = (np.array(texts, dtype=object), np.array(labels, dtype="int64"))
+    return TextData(*splits["train"], *splits["test"], tuple(class_names), str(path))
+
+
+def _read(file: Path) -> bytes:
+    # Raw bytes: invalid UTF-8 is repaired in the graph (zoo.text.normalize_text), as at serving time.
+    try:
+        return file.read_bytes()
+    except OSError as e:
+        raise DataError(f"Cannot read {file}: {e.strerror or e}.") from e
