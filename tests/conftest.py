@@ -155,3 +155,29 @@ def _clean_global_state(request, tmp_path, monkeypatch):
         monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "zoo_cache"))
     yield
     keras.mixed_precision.set_dtype_policy("float32")
+
+
+POSITIVE_WORDS = ("great", "wonderful", "loved", "brilliant", "superb")
+NEGATIVE_WORDS = ("awful", "boring", "hated", "terrible", "dull")
+FILLER_WORDS = ("the", "film", "was", "a", "movie", "and", "plot", "actors", "it", "story")
+
+
+def write_text_folder(root, train_per_class=48, test_per_class=16, seed=0, subdir="aclImdb"):
+    """Writes a toy sentiment corpus in the aclImdb layout, `root/<subdir>/{train,test}/{neg,pos}/<i>_<r>.txt`:
+    filler words, one or two sentiment words of the class, `<br />` markup. Returns the corpus dir."""
+    rng = np.random.default_rng(seed)
+    base = Path(root) / subdir
+    for split, n in (("train", train_per_class), ("test", test_per_class)):
+        for name, words in (("neg", NEGATIVE_WORDS), ("pos", POSITIVE_WORDS)):
+            folder = base / split / name
+            folder.mkdir(parents=True, exist_ok=True)
+            for i in range(n):
+                tokens = [*rng.choice(FILLER_WORDS, size=rng.integers(3, 12)), *rng.choice(words, size=rng.integers(1, 3))]
+                rng.shuffle(tokens)
+                (folder / f"{i}_{8 if name == 'pos' else 2}.txt").write_text(" ".join(tokens).capitalize() + ".<br /><br />")
+    return base
+
+
+@pytest.fixture(scope="session")
+def make_text_folder():
+    return write_text_folder

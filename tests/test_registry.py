@@ -21,7 +21,19 @@ TOY_KWARGS = {
     "speech_cnn": dict(widths=(4, 8)),
     "ds_cnn": dict(filters=8, blocks=2),
     "crnn": dict(conv_filters=(4,), rnn_units=(8,)),
+    "lstm": dict(embedding_dim=8, units=(8,)),
+    "bilstm": dict(embedding_dim=8, units=(8, 8)),
 }
+TEXT_VOCAB = 50
+
+
+def _toy_token_ids(rng, n, length=8):
+    """Token ids with padding (0) after a random length of 1..length, as the tokenizer makes them."""
+    ids = rng.integers(1, TEXT_VOCAB, size=(n, length)).astype("int32")
+    ids[np.arange(length)[None, :] >= rng.integers(1, length + 1, size=(n, 1))] = 0
+    return ids
+
+
 SPEECH_SAMPLES = 2000  # a quarter second at 8 kHz: 26 frames of 40 mel bins
 # Toy input per domain: builder kwargs, and raw (serving) inputs -> model inputs.
 TOY_INPUTS = {
@@ -37,6 +49,13 @@ TOY_INPUTS = {
         raw=lambda rng, n: (0.3 * np.sin(2 * np.pi * rng.uniform(200, 2000, size=(n, 1)) * np.arange(SPEECH_SAMPLES) / 8000)
                             + 0.05 * rng.normal(size=(n, SPEECH_SAMPLES))).astype("float32"),
         spec=tf.TensorSpec([None, SPEECH_SAMPLES], tf.float32, name="waveforms"),
+        prepare=lambda x: x,
+    ),
+    # Token ids (the tokenizer is outside the model; tasks/text tests cover strings in, out).
+    "text": dict(
+        kwargs=dict(vocab_size=TEXT_VOCAB),
+        raw=_toy_token_ids,
+        spec=tf.TensorSpec([None, None], tf.int32, name="tokens"),
         prepare=lambda x: x,
     ),
 }
@@ -61,6 +80,7 @@ def toy_batch(inputs, n=4, seed=0):
 def test_the_registry_has_the_vision_and_speech_models():
     assert {"seed_cnn", "resnet", "airbench"} <= set(list_models("vision"))
     assert {"speech_cnn", "ds_cnn", "crnn"} <= set(list_models("speech"))
+    assert {"lstm", "bilstm"} <= set(list_models("text"))
     assert MODELS == sorted(MODELS)
     assert list_models("no-such-domain") == []
 
@@ -182,6 +202,12 @@ def test_unknown_kwarg_is_named():
     ("ds_cnn", dict(window_ms=0.01), "window_ms and hop_ms are too short"),
     ("crnn", dict(rnn="transformer"), "rnn must be 'gru' or 'lstm'"),
     ("crnn", dict(rnn_units=()), "rnn_units must be one or more"),
+    ("lstm", dict(vocab_size=2), "vocab_size must be >= 3"),
+    ("lstm", dict(units=()), "units must be one or more"),
+    ("lstm", dict(units=(8, 0)), "units must be one or more"),
+    ("bilstm", dict(pooling="sum"), "pooling must be one of"),
+    ("bilstm", dict(recurrent_dropout=1.0), "recurrent_dropout must be in"),
+    ("bilstm", dict(num_classes=1), "num_classes must be >= 2"),
 ])
 def test_builder_argument_errors(name, kwargs, message):
     with pytest.raises(ValueError, match=message):

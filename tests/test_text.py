@@ -1,9 +1,10 @@
 """Text normalization, tokenization, vocabularies and batching on toy sentences."""
 
 import numpy as np
+import pytest
 import tensorflow as tf
 
-from zoo.text import normalize_text
+from zoo.text import OOV_ID, PAD_ID, Tokenizer, build_vocabulary, normalize_text
 
 
 def _norm(texts, **kwargs):
@@ -41,3 +42,122 @@ def test_shape_is_kept():
     out = normalize_text(x)
     assert out.shape == (2, 1)
     np.testing.assert_array_equal(out.numpy(), [[b"a b"], [b"c d"]])
+
+
+# --- vocabulary and tokenizer -----------------------------------------------------------------
+
+CORPUS = ["The cat sat.", "The dog sat on the mat!", "A cat, a DOG<br />and the mat"]
+
+
+def test_vocabulary_is_by_frequency_after_normalization_and_reserves_padding_and_oov():
+    vocab = build_vocabulary(CORPUS, vocab_size=6)
+    # "the" x4, then the twice-seen words; 6 ids = padding + OOV + 4 words.
+    assert len(vocab) == 4 and vocab[0] == "the"
+    assert set(vocab[1:]) <= {"cat", "sat", "dog", "mat", "a"}
+    assert "<br" not in " ".join(build_vocabulary(CORPUS, vocab_size=100))
+
+
+def test_vocab_size_below_three_is_an_error():
+    with pytest.raises(ValueError, match="vocab_size must be >= 3"):
+        build_vocabulary(CORPUS, vocab_size=2)
+
+
+def test_tokenizer_maps_unknown_words_to_oov_and_keeps_known_ids():
+    vocab = ["the", "cat", "sat"]
+    tok = Tokenizer(vocab, max_length=10)
+    ids = tok(tf.constant(["The CAT sat on a zebra"])).to_list()
+    assert ids == [[2, 3, 4, OOV_ID, OOV_ID, OOV_ID]]
+
+
+@pytest.mark.parametrize("truncate, expected", [("head", [2, 3]), ("tail", [OOV_ID, 4])])
+def test_truncation_keeps_the_head_or_the_tail(truncate, expected):
+    tok = Tokenizer(["the", "cat", "sat"], max_length=2, truncate=truncate)
+    assert tok(tf.constant(["the cat zebra sat"])).to_list() == [expected]
+
+
+def test_empty_and_markup_only_texts_become_one_oov_token():
+    tok = Tokenizer(["the"], max_length=5)
+    assert tok(tf.constant(["", "<br /><br />", "the"])).to_list() == [[OOV_ID], [OOV_ID], [2]]
+
+
+def test_dense_pads_with_zeros_to_the_longest():
+    tok = Tokenizer(["a", "b"], max_length=5)
+    np.testing.assert_array_equal(tok.dense(tf.constant(["a b a", "b"])).numpy(), [[2, 3, 2], [3, PAD_ID, PAD_ID]])
+
+
+def test_tokenize_all_matches_the_batched_call():
+    tok = Tokenizer(build_vocabulary(CORPUS, vocab_size=8), max_length=4)
+    ids = tok.tokenize_all(CORPUS, batch_size=2)
+    assert [list(x) for x in ids] == tok(tf.constant(CORPUS)).to_list()
+    assert all(x.dtype == np.int32 for x in ids)
+
+
+@pytest.mark.parametrize("kwargs, message", [(dict(max_length=0), "max_length must be positive"),
+                                             (dict(max_length=4, truncate="middle"), "truncate must be")])
+def test_tokenizer_argument_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Tokenizer(["a"], **kwargs)
+
+
+# --- masking: padding never changes a prediction ---------------------------------------------
+
+@pytest.mark.parametrize("name, pooling", [("lstm", "last"), ("lstm", "max"), ("bilstm", "last"), ("bilstm", "max"),
+                                           ("bilstm", "mean"), ("bilstm", "attention")])
+def test_padding_does_not_change_the_logits(name, pooling):
+    import keras
+
+    from zoo.registry import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model(name, vocab_size=30, embedding_dim=8, units=(8,), pooling=pooling)
+    ids = np.array([[5, 9, 2, 7]], dtype="int32")
+    padded = np.concatenate([ids, np.zeros((1, 6), "int32")], axis=1)
+    np.testing.assert_allclose(model(padded, training=False), model(ids, training=False), atol=1e-5)
+
+
+def test_attention_pooling_of_an_all_padding_row_is_finite():
+    from zoo.models.text import MaskedPooling
+
+    x = np.random.default_rng(0).normal(size=(2, 3, 4)).astype("float32")
+    mask = np.array([[True, False, False], [False, False, False]])
+    for mode in ("max", "mean", "attention"):
+        out = np.asarray(MaskedPooling(mode)(x, mask=mask))
+        assert np.all(np.isfinite(out)), mode
+        np.testing.assert_allclose(out[1], 0.0)
+        np.testing.assert_allclose(out[0], x[0, 0], atol=1e-6)
+
+
+# --- bucketing --------------------------------------------------------------------------------
+
+def _lengths_and_padding(ds):
+    batches = [(x.numpy(), y.numpy()) for x, y in ds]
+    tokens = sum(int((x != 0).sum()) for x, _ in batches)
+    slots = sum(x.size for x, _ in batches)
+    return batches, tokens, slots
+
+
+def test_bucketing_batches_similar_lengths_and_pads_less():
+    from zoo.pipeline import text_dataset
+
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(2, 50, size=n).astype("int32") for n in rng.integers(1, 65, size=256)]
+    labels = np.arange(256)
+    fixed, tokens, fixed_slots = _lengths_and_padding(
+        text_dataset(ids, labels, batch_size=16, training=True, max_length=64, seed=0))
+    bucketed, tokens_b, bucket_slots = _lengths_and_padding(
+        text_dataset(ids, labels, batch_size=16, training=True, bucket_width=8, max_length=64, seed=0))
+    assert tokens == tokens_b == sum(len(t) for t in ids)  # nothing lost, nothing truncated
+    assert all(x.shape[1] == 64 for x, _ in fixed)
+    assert sorted(np.concatenate([y for _, y in bucketed])) == list(labels)  # every example once
+    for x, y in bucketed:
+        lengths = [len(ids[i]) for i in y]
+        assert x.shape[1] == max(lengths) and max(lengths) - min(lengths) < 8 + 1
+    assert bucket_slots < 0.6 * fixed_slots
+
+
+def test_evaluation_pipelines_keep_the_order():
+    from zoo.pipeline import text_dataset
+
+    ids = [np.arange(1, n + 1, dtype="int32") for n in (3, 9, 1, 5, 7)]
+    ds = text_dataset(ids, np.arange(5), batch_size=2, training=False, bucket_width=4)
+    assert np.concatenate([y.numpy() for _, y in ds]).tolist() == [0, 1, 2, 3, 4]
