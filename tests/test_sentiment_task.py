@@ -84,7 +84,8 @@ def test_confident_mistakes_are_the_surest_wrong_predictions():
     labels = np.array([0, 1, 0, 1])
     probs = np.array([[0.9, 0.1], [0.6, 0.4], [0.2, 0.8], [0.95, 0.05]])
     out = sentiment.confident_mistakes(texts, labels, probs, IMDB_CLASSES, n=5)
-    assert [(m["index"], m["predicted"]) for m in out] == [(3, "neg"), (2, "pos"), (1, "neg")]
+    assert [(m["rank"], m["predicted"], m["label"]) for m in out] == [(1, "neg", "pos"), (2, "pos", "neg"),
+                                                                      (3, "neg", "pos")]
     assert out[0]["text"] == "d e" and out[0]["probability"] == 0.95
 
 

@@ -72,8 +72,23 @@ def load_data(cfg):
     return load_text_folder(cfg.text_folder) if cfg.text_folder else load_imdb(cfg.data_dir)
 
 
+@dataclass
+class Split:
+    """One split's raw texts, labels and token ids, in the same order."""
+
+    texts: np.ndarray
+    labels: np.ndarray
+    ids: list
+
+    def sorted_by_length(self):
+        # Evaluation batches of similar lengths pad less; metrics do not depend on the order.
+        order = np.argsort([len(i) for i in self.ids], kind="stable")
+        return Split(self.texts[order], self.labels[order], [self.ids[i] for i in order])
+
+
 def make_datasets(cfg, data, tokenizer):
-    """Token ids of the three splits and their pipelines (training shuffled and bucketed)."""
+    """The three splits (validation and test sorted by length) and their pipelines (training
+    shuffled and bucketed; validation `None` when `--validation-split 0`)."""
     from zoo.pipeline import text_dataset
 
     (x_train, y_train), (x_val, y_val) = train_val_split(data.train_texts, data.train_labels, cfg.validation_split,
@@ -81,14 +96,17 @@ def make_datasets(cfg, data, tokenizer):
     if cfg.subset:
         keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(x_train))[: cfg.subset])
         x_train, y_train = x_train[keep], y_train[keep]
-    ids = {split: tokenizer.tokenize_all(x) for split, x in (("train", x_train), ("val", x_val),
-                                                                ("test", data.test_texts))}
+    splits = {name: Split(x, y, tokenizer.tokenize_all(x)) for name, x, y in (
+        ("train", x_train, y_train), ("val", x_val, y_val), ("test", data.test_texts, data.test_labels))}
+    splits["val"], splits["test"] = splits["val"].sorted_by_length(), splits["test"].sorted_by_length()
     common = dict(batch_size=cfg.batch_size, seed=cfg.seed, deterministic=cfg.deterministic)
-    train_ds = text_dataset(ids["train"], y_train, training=True, bucket_width=cfg.bucket_width,
-                            max_length=cfg.max_length, **common)
-    val_ds = text_dataset(ids["val"], y_val, training=False, **common) if len(x_val) else None
-    test_ds = text_dataset(ids["test"], data.test_labels, training=False, **common)
-    return train_ds, val_ds, test_ds, (x_train, x_val, y_val, ids)
+    train = splits["train"]
+    datasets = {"train": text_dataset(train.ids, train.labels, training=True, bucket_width=cfg.bucket_width,
+                                      max_length=cfg.max_length, **common)}
+    for name in ("val", "test"):
+        split = splits[name]
+        datasets[name] = text_dataset(split.ids, split.labels, training=False, **common) if len(split.labels) else None
+    return datasets, splits
 
 
 def confident_mistakes(texts, labels, probs, class_names, n):
@@ -96,9 +114,9 @@ def confident_mistakes(texts, labels, probs, class_names, n):
     pred = probs.argmax(axis=1)
     wrong = np.flatnonzero(pred != labels)
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]])][:n]
-    return [{"index": int(i), "label": class_names[labels[i]], "predicted": class_names[pred[i]],
+    return [{"rank": rank, "label": class_names[labels[i]], "predicted": class_names[pred[i]],
              "probability": round(float(probs[i, pred[i]]), 4),
-             "text": texts[i].decode("utf-8", "replace").replace("<br />", " ")} for i in wrong]
+             "text": texts[i].decode("utf-8", "replace").replace("<br />", " ")} for rank, i in enumerate(wrong, 1)]
 
 
 def write_mistakes(path, mistakes, chars=400):
@@ -106,7 +124,7 @@ def write_mistakes(path, mistakes, chars=400):
              "|---|---|---|---|---|"]
     for m in mistakes:
         text = m["text"][:chars].replace("|", "\\|").replace("\n", " ")
-        lines.append(f"| {m['index']} | {m['label']} | {m['predicted']} | {m['probability']:.4f} | {text}"
+        lines.append(f"| {m['rank']} | {m['label']} | {m['predicted']} | {m['probability']:.4f} | {text}"
                      f"{'...' if len(m['text']) > chars else ''} |")
     path.with_suffix(".md").write_text("\n".join(lines) + "\n")
     path.with_suffix(".json").write_text(json.dumps(mistakes, indent=2, ensure_ascii=False) + "\n")
@@ -136,35 +154,37 @@ def main(argv=None) -> dict:
     tokenizer = Tokenizer(vocabulary, max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars)
     if run.chief:
         (run.run_dir / "vocabulary.txt").write_text("\n".join(["[PAD]", "[UNK]", *vocabulary]) + "\n")
-    train_ds, val_ds, test_ds, (x_train, x_val, y_val, ids) = make_datasets(cfg, data, tokenizer)
-    lengths = np.array([len(t) for t in ids["train"]])
-    print(f"Data: {data.source}; {len(x_train)} train, {len(x_val)} validation, {len(data.test_texts)} test reviews; "
-          f"vocabulary {tokenizer.vocab_size:,} ids; tokens per review: median {int(np.median(lengths))}, "
-          f"{np.mean(lengths >= cfg.max_length):.1%} truncated to {cfg.max_length}.")
+    datasets, splits = make_datasets(cfg, data, tokenizer)
+    train_split, val_split, test_split = splits["train"], splits["val"], splits["test"]
+    lengths = np.array([len(t) for t in train_split.ids])
+    print(f"Data: {data.source}; {len(lengths)} train, {len(val_split.labels)} validation, "
+          f"{len(test_split.labels)} test reviews; vocabulary {tokenizer.vocab_size:,} ids; tokens per review: "
+          f"median {int(np.median(lengths))}, {np.mean(lengths >= cfg.max_length):.1%} truncated to {cfg.max_length}.")
 
     # Model
     with run.strategy.scope():
         model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, num_classes=len(data.class_names),
                             **cfg.model_kwargs)
-        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(len(x_train) / cfg.batch_size)))
+        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(len(lengths) / cfg.batch_size)))
 
     # Train
-    history, metrics = train(model, train_ds, val_ds, cfg, run, task=TASK, dataset=data.source)
+    history, metrics = train(model, datasets["train"], datasets["val"], cfg, run, task=TASK, dataset=data.source)
 
     # Evaluate
-    probs = {"test": predict_probabilities(model, test_ds)}
-    if val_ds is not None:
-        probs["val"] = predict_probabilities(model, val_ds)
-        metrics.update(classification_metrics(y_val, probs["val"], data.class_names, prefix="val_")[0])
-    test_metrics, cm = classification_metrics(data.test_labels, probs["test"], data.class_names, prefix="test_")
-    metrics.update(test_metrics)
+    probs = {}
+    for name in ("val", "test"):
+        if datasets[name] is not None:
+            probs[name] = predict_probabilities(model, datasets[name])
+            split_metrics, cm = classification_metrics(splits[name].labels, probs[name], data.class_names,
+                                                       prefix=f"{name}_")
+            metrics.update(split_metrics)
     print(f"Test accuracy {metrics['test_accuracy']:.4f}, loss {metrics['test_loss']:.4f} "
-          f"({data.source}, {len(data.test_texts)} reviews).")
+          f"({data.source}, {len(test_split.labels)} reviews).")
     if run.chief:
         write_classification_report(run.run_dir, metrics, history, cm, data.class_names,
                                     title=f"IMDB test, accuracy {metrics['test_accuracy']:.2%}")
         write_mistakes(run.run_dir / "mistakes", confident_mistakes(
-            data.test_texts, data.test_labels, probs["test"], data.class_names, cfg.mistakes))
+            test_split.texts, test_split.labels, probs["test"], data.class_names, cfg.mistakes))
 
     # Export: raw strings in, the probability of the last class ("pos" for IMDB) and the label out.
     if cfg.export and run.chief:
