@@ -63,6 +63,8 @@ def test_run_directory(sentiment_run):
     config = json.loads((d / "config.json").read_text())
     assert config["task"] == "text.sentiment" and config["config"]["vocab_size"] == 64
     assert json.loads((d / "metrics.json").read_text()) == sentiment_run.metrics
+    header, *rows = (d / "history.csv").read_text().splitlines()
+    assert "epoch_time_s" in header.split(",") and len(rows) == 6  # the wall time of every epoch
     for png in ("learning_curves.png", "confusion_matrix.png"):
         assert (d / png).read_bytes()[:8] == PNG_MAGIC, png
     vocab = (d / "vocabulary.txt").read_text().splitlines()

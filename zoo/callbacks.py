@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import keras
@@ -16,6 +17,17 @@ class LearningRateLogger(keras.callbacks.Callback):
         if logs is not None:
             lr = self.model.optimizer.learning_rate
             logs["learning_rate"] = float(keras.ops.convert_to_numpy(lr))
+
+
+class EpochTimer(keras.callbacks.Callback):
+    """Adds each epoch's wall time in seconds (`epoch_time_s`, training and validation) to the logs."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["epoch_time_s"] = round(time.perf_counter() - self._start, 1)
 
 
 def backup_dir(run_dir) -> Path:
@@ -57,7 +69,7 @@ def standard_callbacks(run_dir, *, monitor="val_loss", mode="auto", early_stoppi
         checkpoint: keep the best weights in `run_dir/best.weights.h5`.
     """
     run_dir = Path(run_dir)
-    callbacks = [keras.callbacks.TerminateOnNaN(), LearningRateLogger()]
+    callbacks = [keras.callbacks.TerminateOnNaN(), LearningRateLogger(), EpochTimer()]
     if backup:
         callbacks.append(keras.callbacks.BackupAndRestore(str(backup_dir(run_dir))))
     if checkpoint:
