@@ -188,3 +188,20 @@ def test_imdb_mirror_loads_25000_and_25000_balanced(data_dir):
     assert np.bincount(data.train_labels).tolist() == [12500, 12500]
     assert np.bincount(data.test_labels).tolist() == [12500, 12500]
     assert data.class_names == ("neg", "pos")
+
+
+@pytest.mark.slow
+def test_bigram_features_train_and_export(corpus, tmp_path):
+    import tensorflow as tf
+
+    metrics, _ = run_main([*TOY, "--bigrams", "40", "--data-dir", str(corpus.parent), "--output-dir",
+                           str(tmp_path / "run")])
+    assert metrics["test_accuracy"] >= 0.9, metrics
+    bigrams = (tmp_path / "run" / "bigrams.txt").read_text().splitlines()
+    assert bigrams[:2] == ["[PAD]", "[UNK]"] and all(len(b.split()) == 2 for b in bigrams[2:])
+    meta = json.loads((tmp_path / "run" / "saved_model" / "metadata.json").read_text())
+    assert meta["preprocessing"]["bigram_vocab_size"] == len(bigrams)
+    model = tf.saved_model.load(str(tmp_path / "run" / "saved_model"))
+    data = load_text_folder(corpus)
+    p = model.serve(tf.constant(list(data.test_texts)))["probability"].numpy()
+    assert np.mean((p > 0.5) == data.test_labels) == pytest.approx(metrics["test_accuracy"])

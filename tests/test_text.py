@@ -161,3 +161,49 @@ def test_evaluation_pipelines_keep_the_order():
     ids = [np.arange(1, n + 1, dtype="int32") for n in (3, 9, 1, 5, 7)]
     ds = text_dataset(ids, np.arange(5), batch_size=2, training=False, bucket_width=4)
     assert np.concatenate([y.numpy() for _, y in ds]).tolist() == [0, 1, 2, 3, 4]
+
+
+# --- bigrams ----------------------------------------------------------------------------------
+
+def test_bigram_vocabulary_counts_adjacent_word_pairs():
+    texts = ["not good . not good", "not bad"]
+    assert build_vocabulary(texts, vocab_size=3, ngram=2) == ["not good"]  # the most frequent
+    assert set(build_vocabulary(texts, vocab_size=10, ngram=2)) == {"not good", "good .", ". not", "not bad"}
+
+
+def test_tokenizer_with_bigrams_gives_each_word_the_bigram_it_ends():
+    tok = Tokenizer(["not", "good", "bad"], max_length=10, bigram_vocabulary=["not good", "not bad"])
+    ids = tok(tf.constant(["Not good", "zzz not bad", ""])).to_list()
+    # words: not=2, good=3, bad=4; bigrams: "not good"=2, "not bad"=3; the first word's bigram is OOV.
+    assert ids == [[[2, OOV_ID], [3, 2]], [[OOV_ID, OOV_ID], [2, OOV_ID], [4, 3]], [[OOV_ID, OOV_ID]]]
+    assert tok.bigram_vocab_size == 4 and Tokenizer(["a"], max_length=2).bigram_vocab_size == 0
+    assert tok.dense(tf.constant(["not good", "bad"])).shape == (2, 2, 2)
+    tail = Tokenizer(["not", "good"], max_length=1, truncate="tail", bigram_vocabulary=["not good"])
+    assert tail(tf.constant(["not good"])).to_list() == [[[3, 2]]]  # the kept word keeps its bigram
+
+
+def test_bigram_ids_batch_and_bucket():
+    from zoo.pipeline import text_dataset
+
+    rng = np.random.default_rng(0)
+    ids = [rng.integers(2, 50, size=(n, 2)).astype("int32") for n in rng.integers(1, 20, size=32)]
+    for width in (0, 4):
+        batches = list(text_dataset(ids, np.arange(32), batch_size=8, training=True, bucket_width=width,
+                                    max_length=20, seed=0))
+        assert all(x.shape[0] <= 8 and x.shape[2] == 2 for x, _ in batches)
+        assert sum(int((x.numpy()[..., 0] != 0).sum()) for x, _ in batches) == sum(len(i) for i in ids)
+
+
+def test_padding_does_not_change_the_logits_with_bigrams():
+    import keras
+
+    from zoo.registry import build_model
+
+    keras.utils.set_random_seed(0)
+    model = build_model("bilstm", vocab_size=30, bigram_vocab_size=20, embedding_dim=8, units=(8,), pooling="attention")
+    ids = np.array([[[5, 1], [9, 3], [2, 4]]], dtype="int32")
+    padded = np.concatenate([ids, np.zeros((1, 5, 2), "int32")], axis=1)
+    np.testing.assert_allclose(model(padded, training=False), model(ids, training=False), atol=1e-5)
+    other = ids.copy()
+    other[0, :, 1] = [1, 7, 8]  # other bigrams, same words: the bigram embedding is used
+    assert not np.allclose(model(other, training=False), model(ids, training=False))

@@ -162,7 +162,8 @@ def text_dataset(
     the longest in the batch, instead of padding everything to `max_length`.
 
     Args:
-        token_ids: a list of 1-D int arrays (see `zoo.text.Tokenizer.tokenize_all`), each >= 1 long.
+        token_ids: a list of int arrays `[tokens]` or `[tokens, features]` (see
+            `zoo.text.Tokenizer.tokenize_all`), each at least one token long.
         labels: int `[N]` array.
         batch_size: global batch size.
         training: shuffle (and bucket, if asked) when True; evaluation pipelines keep the order of
@@ -177,6 +178,7 @@ def text_dataset(
 
     lengths = np.array([len(t) for t in token_ids], dtype="int64")
     flat = np.concatenate(token_ids).astype("int32") if len(token_ids) else np.zeros([0], "int32")
+    features = list(flat.shape[1:])  # [2] for (word, bigram) ids
     ragged = tf.RaggedTensor.from_row_lengths(flat, lengths)
     ds = tf.data.Dataset.from_tensor_slices((ragged, np.asarray(labels)))
     # Rows of a ragged tensor slice into 1-D ragged tensors of ragged rank 0: make them dense.
@@ -190,7 +192,7 @@ def text_dataset(
             lambda x, y: tf.shape(x)[0], bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
     else:
-        ds = ds.padded_batch(batch_size, padded_shapes=([max_length if training else None], []))
+        ds = ds.padded_batch(batch_size, padded_shapes=([max_length if training else None, *features], []))
     options = tf.data.Options()
     options.deterministic = deterministic or not training
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)

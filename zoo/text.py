@@ -52,8 +52,10 @@ def normalize_text(texts, *, lowercase: bool = True, strip_markup: bool = True, 
 PAD_ID, OOV_ID = 0, 1
 
 
-def build_vocabulary(texts, *, vocab_size: int, max_chars: int | None = None, batch_size: int = 1024) -> list[str]:
-    """The `vocab_size - 2` most frequent whitespace tokens of the normalized `texts`.
+def build_vocabulary(texts, *, vocab_size: int, max_chars: int | None = None, batch_size: int = 1024,
+                     ngram: int = 1) -> list[str]:
+    """The `vocab_size - 2` most frequent whitespace tokens (or `ngram`-grams of them, joined by a
+    space) of the normalized `texts`.
 
     Learn it on the training split only. Index 0 of the token ids is padding and index 1 the
     out-of-vocabulary token, so the returned list starts at id 2 (the layout of Keras'
@@ -64,6 +66,7 @@ def build_vocabulary(texts, *, vocab_size: int, max_chars: int | None = None, ba
         vocab_size: the size of the id space, padding and OOV included.
         max_chars: truncation applied before normalization, as in `tokenize`.
         batch_size: texts normalized at once while counting.
+        ngram: 1 counts words, 2 counts word bigrams ("not good").
     """
     import keras
     import tensorflow as tf
@@ -72,7 +75,8 @@ def build_vocabulary(texts, *, vocab_size: int, max_chars: int | None = None, ba
         raise ValueError(f"vocab_size must be >= 3 (padding, OOV and a word). Received: vocab_size={vocab_size}")
     ds = tf.data.Dataset.from_tensor_slices(tf.constant(list(texts), tf.string)).batch(batch_size)
     ds = ds.map(lambda t: normalize_text(t, max_chars=max_chars), num_parallel_calls=tf.data.AUTOTUNE)
-    counter = keras.layers.TextVectorization(max_tokens=vocab_size, standardize=None, split="whitespace")
+    counter = keras.layers.TextVectorization(max_tokens=vocab_size, standardize=None, split="whitespace",
+                                             ngrams=None if ngram == 1 else (ngram,))
     counter.adapt(ds)
     return [str(t) for t in counter.get_vocabulary() if t not in ("", "[UNK]")][: vocab_size - 2]
 
@@ -82,10 +86,14 @@ class Tokenizer:
     (unknown words -> `OOV_ID`), truncation to `max_length` tokens keeping the head or the tail.
     An empty text becomes the single token `OOV_ID`, so every sequence has a step to read.
 
+    With a `bigram_vocabulary`, each token also gets the id of the bigram it ends (the previous
+    word and itself; the first word's is `OOV_ID`), so ids are `[tokens, 2]`: word, bigram.
+
     A `tf.Module`, so that a SavedModel that calls it stores the vocabulary with the model.
     """
 
-    def __init__(self, vocabulary, *, max_length: int, truncate: str = "head", max_chars: int | None = None):
+    def __init__(self, vocabulary, *, max_length: int, truncate: str = "head", max_chars: int | None = None,
+                 bigram_vocabulary=None):
         import tensorflow as tf
 
         if truncate not in ("head", "tail"):
@@ -98,25 +106,44 @@ class Tokenizer:
         keys = tf.constant(self.vocabulary, tf.string)
         ids = tf.range(2, len(self.vocabulary) + 2, dtype=tf.int64)
         self.module.table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, ids), OOV_ID)
+        self.bigram_vocabulary = list(bigram_vocabulary or [])
+        if self.bigram_vocabulary:
+            keys = tf.constant(self.bigram_vocabulary, tf.string)
+            ids = tf.range(2, len(self.bigram_vocabulary) + 2, dtype=tf.int64)
+            self.module.bigram_table = tf.lookup.StaticHashTable(tf.lookup.KeyValueTensorInitializer(keys, ids), OOV_ID)
 
     @property
     def vocab_size(self) -> int:
         return len(self.vocabulary) + 2
 
+    @property
+    def bigram_vocab_size(self) -> int:
+        """Ids of the bigram vocabulary, padding and OOV included; 0 without bigrams."""
+        return len(self.bigram_vocabulary) + 2 if self.bigram_vocabulary else 0
+
     def __call__(self, texts):
-        """`tf.string[batch]` -> int32 `tf.RaggedTensor[batch, (tokens)]`, 1 to `max_length` long."""
+        """`tf.string[batch]` -> int32 `tf.RaggedTensor[batch, (tokens)]` (`[batch, (tokens), 2]`
+        with bigrams), 1 to `max_length` tokens long."""
         import tensorflow as tf
 
         words = tf.strings.split(normalize_text(texts, max_chars=self.max_chars))
         ids = tf.ragged.map_flat_values(self.module.table.lookup, words)
+        if self.bigram_vocabulary:
+            # The bigram each word ends; the first word's starts with "<s>", which no bigram has.
+            previous = tf.concat([tf.fill([words.nrows(), 1], "<s>"), words], axis=1)[:, :-1]
+            bigrams = tf.ragged.map_flat_values(lambda a, b: tf.strings.join([a, b], separator=" "), previous, words)
+            bigram_ids = tf.ragged.map_flat_values(self.module.bigram_table.lookup, bigrams)
+            ids = tf.ragged.map_flat_values(lambda a, b: tf.stack([a, b], axis=-1), ids, bigram_ids)
         ids = ids[:, : self.max_length] if self.truncate == "head" else ids[:, -self.max_length:]
         empty = tf.cast(tf.equal(ids.row_lengths(), 0), tf.int64)
-        oov = tf.RaggedTensor.from_row_lengths(tf.fill([tf.reduce_sum(empty)], tf.constant(OOV_ID, tf.int64)), empty)
+        fill = [tf.reduce_sum(empty)] + ([2] if self.bigram_vocabulary else [])
+        oov = tf.RaggedTensor.from_row_lengths(tf.fill(fill, tf.constant(OOV_ID, tf.int64)), empty)
         ids = tf.concat([ids, oov], axis=1)
         return tf.cast(ids, tf.int32)
 
     def dense(self, texts):
-        """`tf.string[batch]` -> int32 `[batch, longest]`, padded with `PAD_ID`: the model's input."""
+        """`tf.string[batch]` -> int32 `[batch, longest]` (`[batch, longest, 2]` with bigrams),
+        padded with `PAD_ID`: the model's input."""
         return self(texts).to_tensor(PAD_ID)
 
     def tokenize_all(self, texts, batch_size: int = 1024):

@@ -46,6 +46,7 @@ class Config(TrainConfig):
     text_folder: typing.Optional[str] = option(None, "a Keras text folder (train/<class>/*.txt, test/<class>/*.txt) "
                                                      "instead of IMDB")
     vocab_size: int = option(20000, "vocabulary size, padding and out-of-vocabulary ids included")
+    bigrams: int = option(0, "size of a bigram vocabulary: each token also embeds the bigram it ends (0: words only)")
     max_length: int = option(400, "keep at most this many tokens of each review")
     truncate: str = option("head", "which end of a long review to keep", ("head", "tail"))
     max_chars: int = option(20000, "read at most this many characters of a review (IMDB's longest: 13,704)")
@@ -142,18 +143,22 @@ def main(argv=None) -> dict:
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.text.sentiment", description=__doc__.split("\n")[0])
     if cfg.model not in list_models("text"):
         raise ZooError(f"Unknown text model {cfg.model!r}. Known: {', '.join(list_models('text'))}.")
-    reserved = sorted({"vocab_size", "num_classes"} & set(cfg.model_kwargs))
+    reserved = sorted({"vocab_size", "bigram_vocab_size", "num_classes"} & set(cfg.model_kwargs))
     if reserved:
-        raise ZooError(f"--model-arg {', '.join(reserved)}: set by the task (use --vocab-size).")
+        raise ZooError(f"--model-arg {', '.join(reserved)}: set by the task (use --vocab-size and --bigrams).")
     run = setup_run(cfg, TASK, argv)
 
     # Data: the vocabulary comes from the training split only (not validation, not test).
     data = load_data(cfg)
     (x_train, _), _ = train_val_split(data.train_texts, data.train_labels, cfg.validation_split, cfg.seed)
     vocabulary = build_vocabulary(x_train, vocab_size=cfg.vocab_size, max_chars=cfg.max_chars)
-    tokenizer = Tokenizer(vocabulary, max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars)
+    bigrams = build_vocabulary(x_train, vocab_size=cfg.bigrams, max_chars=cfg.max_chars, ngram=2) if cfg.bigrams else []
+    tokenizer = Tokenizer(vocabulary, max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars,
+                          bigram_vocabulary=bigrams)
     if run.chief:
-        (run.run_dir / "vocabulary.txt").write_text("\n".join(["[PAD]", "[UNK]", *vocabulary]) + "\n")
+        for name, words in (("vocabulary.txt", vocabulary), ("bigrams.txt", bigrams)):
+            if words:
+                (run.run_dir / name).write_text("\n".join(["[PAD]", "[UNK]", *words]) + "\n")
     datasets, splits = make_datasets(cfg, data, tokenizer)
     train_split, val_split, test_split = splits["train"], splits["val"], splits["test"]
     lengths = np.array([len(t) for t in train_split.ids])
@@ -163,8 +168,8 @@ def main(argv=None) -> dict:
 
     # Model
     with run.strategy.scope():
-        model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, num_classes=len(data.class_names),
-                            **cfg.model_kwargs)
+        model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, bigram_vocab_size=tokenizer.bigram_vocab_size,
+                            num_classes=len(data.class_names), **cfg.model_kwargs)
         compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(len(lengths) / cfg.batch_size)))
 
     # Train
@@ -206,7 +211,8 @@ def main(argv=None) -> dict:
                 load="import tensorflow as tf, tensorflow_text; tf.saved_model.load(path)",
                 dataset=data.source, model=cfg.model, model_kwargs=cfg.model_kwargs,
                 preprocessing={"normalization": "UTF-8 repair, NFKC case folding, markup stripped, punctuation split",
-                               "vocab_size": tokenizer.vocab_size, "max_length": cfg.max_length,
+                               "vocab_size": tokenizer.vocab_size, "bigram_vocab_size": tokenizer.bigram_vocab_size,
+                               "max_length": cfg.max_length,
                                "truncate": cfg.truncate, "max_chars": cfg.max_chars,
                                "out_of_vocabulary_id": 1, "padding_id": 0}))
         print(f"SavedModel: {path}")

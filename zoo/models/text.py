@@ -1,7 +1,9 @@
 """Text classifiers over token ids: an embedding, (bidirectional) LSTMs, then pooling.
 
 Every builder returns an uncompiled functional model from int32 token ids `[batch, time]` (0 is
-padding and is masked; 1 is the out-of-vocabulary token) to float32 logits. Tokenization lives
+padding and is masked; 1 is the out-of-vocabulary token) to float32 logits. With
+`bigram_vocab_size`, the ids are `[batch, time, 2]`: each word's id and the id of the bigram it
+ends, whose embeddings are summed (as fastText adds n-gram features, but read by an LSTM). Tokenization lives
 outside the model, in `zoo.text`, because it needs TensorFlow string ops. Pure Keras 3.
 """
 
@@ -63,9 +65,11 @@ class MaskedPooling(layers.Layer):
         return {**super().get_config(), "mode": self.mode, "attention_units": self.attention_units}
 
 
-def _check(*, vocab_size, num_classes, embedding_dim, units, dropout, recurrent_dropout, embedding_dropout, pooling):
+def _check(*, vocab_size, bigram_vocab_size, num_classes, embedding_dim, units, dropout, recurrent_dropout, embedding_dropout, pooling):
     if vocab_size < 3:
         raise ValueError(f"vocab_size must be >= 3 (padding, OOV and a word). Received: vocab_size={vocab_size}")
+    if bigram_vocab_size and bigram_vocab_size < 3:
+        raise ValueError(f"bigram_vocab_size must be 0 (no bigrams) or >= 3. Received: bigram_vocab_size={bigram_vocab_size}")
     if num_classes < 2:
         raise ValueError(f"num_classes must be >= 2. Received: num_classes={num_classes}")
     if embedding_dim < 1:
@@ -80,13 +84,17 @@ def _check(*, vocab_size, num_classes, embedding_dim, units, dropout, recurrent_
         raise ValueError(f"pooling must be one of {', '.join(POOLINGS)}. Received: pooling={pooling!r}")
 
 
-def _lstm_classifier(*, name, vocab_size, num_classes, embedding_dim, units, bidirectional, dropout,
-                     recurrent_dropout, embedding_dropout, pooling, attention_units, use_cudnn):
+def _lstm_classifier(*, name, vocab_size, bigram_vocab_size, num_classes, embedding_dim, units, bidirectional,
+                     dropout, recurrent_dropout, embedding_dropout, pooling, attention_units, use_cudnn):
     units = (units,) if isinstance(units, int) else tuple(units)
-    _check(vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim, units=units,
+    _check(vocab_size=vocab_size, bigram_vocab_size=bigram_vocab_size, num_classes=num_classes, embedding_dim=embedding_dim, units=units,
            dropout=dropout, recurrent_dropout=recurrent_dropout, embedding_dropout=embedding_dropout, pooling=pooling)
-    tokens = keras.Input(shape=(None,), dtype="int32", name="tokens")
-    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(tokens)
+    tokens = keras.Input(shape=(None, 2) if bigram_vocab_size else (None,), dtype="int32", name="tokens")
+    words = tokens[..., 0] if bigram_vocab_size else tokens
+    x = layers.Embedding(vocab_size, embedding_dim, mask_zero=True, name="embedding")(words)
+    if bigram_vocab_size:
+        bigrams = layers.Embedding(bigram_vocab_size, embedding_dim, mask_zero=True, name="bigram_embedding")
+        x = layers.Add(name="word_and_bigram")([x, bigrams(tokens[..., 1])])
     if embedding_dropout:
         # Drops whole embedding channels for the whole sequence (spatial dropout), as in AWD-LSTM.
         x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
@@ -104,12 +112,14 @@ def _lstm_classifier(*, name, vocab_size, num_classes, embedding_dim, units, bid
 
 
 @register_model("lstm", domain="text")
-def lstm(*, vocab_size=20000, num_classes=2, embedding_dim=128, units=(128,), dropout=0.0, recurrent_dropout=0.0,
+def lstm(*, vocab_size=20000, bigram_vocab_size=0, num_classes=2, embedding_dim=128, units=(128,), dropout=0.0, recurrent_dropout=0.0,
          embedding_dropout=0.0, pooling="last", attention_units=64, use_cudnn="auto"):
     """A unidirectional LSTM classifier (one or more stacked layers).
 
     Args:
         vocab_size: embedding rows, padding (0) and OOV (1) included.
+        bigram_vocab_size: rows of a bigram embedding added to the word's (0: words only; the
+            input is then `[batch, time, 2]`, see `zoo.text.Tokenizer`).
         num_classes: output logits.
         embedding_dim: embedding size.
         units: LSTM sizes, one per stacked layer (an int for one layer).
@@ -120,20 +130,21 @@ def lstm(*, vocab_size=20000, num_classes=2, embedding_dim=128, units=(128,), dr
         attention_units: hidden size of attention pooling.
         use_cudnn: "auto", True or False; exports always trace the portable kernel.
     """
-    return _lstm_classifier(name="lstm", vocab_size=vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
+    return _lstm_classifier(name="lstm", vocab_size=vocab_size, bigram_vocab_size=bigram_vocab_size, num_classes=num_classes, embedding_dim=embedding_dim,
                             units=units, bidirectional=False, dropout=dropout, recurrent_dropout=recurrent_dropout,
                             embedding_dropout=embedding_dropout, pooling=pooling, attention_units=attention_units,
                             use_cudnn=use_cudnn)
 
 
 @register_model("bilstm", domain="text")
-def bilstm(*, vocab_size=20000, num_classes=2, embedding_dim=128, units=(64, 64), dropout=0.0, recurrent_dropout=0.0,
+def bilstm(*, vocab_size=20000, bigram_vocab_size=0, num_classes=2, embedding_dim=128, units=(64, 64), dropout=0.0, recurrent_dropout=0.0,
            embedding_dropout=0.0, pooling="max", attention_units=64, use_cudnn="auto"):
     """Stacked bidirectional LSTMs (the keras.io IMDB example's network, with pooling choices).
 
     Arguments as `lstm`; each layer's output is the concatenation of both directions.
     """
-    return _lstm_classifier(name="bilstm", vocab_size=vocab_size, num_classes=num_classes,
+    return _lstm_classifier(name="bilstm", vocab_size=vocab_size, bigram_vocab_size=bigram_vocab_size,
+                            num_classes=num_classes,
                             embedding_dim=embedding_dim, units=units, bidirectional=True, dropout=dropout,
                             recurrent_dropout=recurrent_dropout, embedding_dropout=embedding_dropout, pooling=pooling,
                             attention_units=attention_units, use_cudnn=use_cudnn)
