@@ -5,6 +5,7 @@ TensorFlow-only code: builders stay backend-agnostic, export wraps them in a `tf
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -36,9 +37,7 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
             that would not load on a CPU).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         # Trace RNNs with the kernels every device has: a model trained on a GPU still loads on a CPU.
         portable_rnns(model)
         archive = keras.export.ExportArchive()
@@ -54,6 +53,18 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         metadata = {**metadata, "parameters": int(model.count_params()),
                     "size_bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())}
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yields a new empty directory beside `path` to fill; when the block ends it replaces `path`
+    (a crash never leaves a half-written directory there), and on an exception it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -64,7 +75,6 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
 
 
 def saved_model_ops(path) -> set:
