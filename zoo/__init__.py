@@ -1,4 +1,5 @@
-"""Keras Zoo: model builders, data pipelines, training, export and loading shared by every task."""
+"""Keras Zoo: model builders, data pipelines, training, export and loading shared by every task;
+`zoo.load(name)` for the pretrained models in `saved_models/`."""
 
 import os
 
@@ -8,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
+from zoo.pretrained import load  # noqa: E402
 from zoo.registry import build_model, list_models, register_model  # noqa: E402
 
-__all__ = ["build_model", "list_models", "register_model", "__version__"]
+__all__ = ["build_model", "list_models", "load", "register_model", "__version__"]
