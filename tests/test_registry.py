@@ -12,6 +12,7 @@ from zoo.export import export_saved_model
 from zoo.models.vision import with_flip_tta
 from zoo.pipeline import normalize_images
 from zoo.registry import build_model, builder_arguments, list_models, model_domain, register_model
+from zoo.safety import disallowed_ops
 
 NUM_CLASSES = 3
 # Small widths per model so that every test stays well under a second or two; {} by default.
@@ -153,6 +154,8 @@ def test_export_reloads_with_identical_predictions(name, tmp_path):
     assert metadata["parameters"] == model.count_params()
     assert metadata["size_bytes"] > 0
     assert [p.name for p in tmp_path.iterdir()] == ["saved_model"]  # no temporary directory left
+    # zoo.load runs only graphs of allowed ops: a builder that needs a new one fails here first.
+    assert disallowed_ops(path) == {}
 
 
 def test_flip_tta_averages_the_logits_of_an_image_and_its_mirror():
