@@ -21,7 +21,7 @@ from zoo.audio import load_waveform
 from zoo.cli import run as run_cli
 from zoo.errors import DataError, ZooError
 from zoo.export import saved_model_ops
-from zoo.pretrained import TASKS, detect_kind, load, read_image, signature_specs
+from zoo.pretrained import TASKS, check_tolerance, detect_kind, load, read_image, signature_specs, task_info
 from zoo.publish import publish
 from zoo.safety import ALLOWED_OPS, MANIFEST, disallowed_ops, verify_manifest, write_manifest
 
@@ -100,14 +100,13 @@ class Hostile(tf.Module):
         return texts
 
 
-def save_toy_run(module, run_dir, metadata, signatures=None):
+def save_toy_run(module, run_dir, metadata, **config):
     """A run directory as a task leaves it: saved_model/ with metadata.json, and config.json."""
     path = run_dir / "saved_model"
-    signatures = signatures or {"serve": module.serve, "serving_default": module.serve}
-    tf.saved_model.save(module, str(path), signatures=signatures)
+    tf.saved_model.save(module, str(path), signatures={"serve": module.serve, "serving_default": module.serve})
     (path / "metadata.json").write_text(json.dumps({"parameters": 1, "versions": {"tensorflow": tf.__version__},
                                                     **metadata}))
-    (run_dir / "config.json").write_text(json.dumps({"config": {"epochs": 1}, "resolved": {}}))
+    (run_dir / "config.json").write_text(json.dumps({"config": {"epochs": 1, **config}, "resolved": {}}))
     return run_dir
 
 
@@ -121,8 +120,9 @@ def toy(tmp_path_factory):
             "metrics": {"test_accuracy": 0.75, "test_examples": 4}, "requires": ["tensorflow", "tensorflow_text"],
             "command": "python -m tasks.text.sentiment --epochs 1 --output-dir runs/x"}),
         "toy_translate": save_toy_run(ToyTranslator(), root / "run-translate", {
-            "task": "text.translation", "dataset": "toy pairs", "metrics": {"test_bleu": 12.5, "test_examples": 3},
-            "example_input": "hola", "command": "python -m tasks.text.translation --output-dir runs/y"}),
+            "task": "text.translation", "dataset": "toy pairs", "metrics": {"test_bleu": 12.5, "test_sentences": 3},
+            "example_input": "hola", "command": "python -m tasks.text.translation --pair de-en --output-dir runs/y"},
+            pair="de-en"),
     }
     entries = {name: publish(run, name, models_dir=root / "models") for name, run in runs.items()}
     return {"root": root, "runs": runs, "entries": entries}
@@ -337,8 +337,11 @@ def test_publish_writes_the_card_and_manifest_and_refuses_what_it_should(toy, tm
     assert card["requires"] == ["tensorflow", "tensorflow_text"] and "import tensorflow_text" in card["load"]["tensorflow"]
     assert card["dataset"]["name"] == TASKS["text.sentiment"].dataset and card["dataset"]["read_from"] == "toy"
     assert card["check"]["examples"] == 4 and card["reproduce"] == "python -m tasks.text.sentiment --epochs 1"
+    # Translation: the card of the run's language pair, BLEU on the whole test split.
     card = json.loads((toy["entries"]["toy_translate"] / "metadata.json").read_text())
-    assert (card["kind"], card["metric"]["name"], card["check"]["examples"]) == ("translator", "test_bleu", None)
+    assert (card["kind"], card["dataset"]["short"], card["example_input"]) == ("translator", "Multi30K de-en", "hola")
+    assert card["metric"] == {**card["metric"], "name": "test_bleu", "value": 12.5, "examples": 3}
+    assert (card["check"]["examples"], card["check"]["of"], card["check"]["tolerance"]) == (3, 3, 0.5)
 
     run = toy["runs"]["toy_sentiment"]
     with pytest.raises(ZooError, match="exists: pass --force"):
@@ -348,6 +351,17 @@ def test_publish_writes_the_card_and_manifest_and_refuses_what_it_should(toy, tm
     with pytest.raises(ZooError, match="lowercase letters"):
         publish(run, "Bad-Name", models_dir=tmp_path)
     assert not list(tmp_path.iterdir())  # nothing half-written
+
+
+def test_task_cards_by_task_and_language_pair():
+    assert task_info({"task": "vision.cifar10"}) is TASKS["vision.cifar10"]
+    pair = {"task": "text.translation", "training": {"config": {"pair": "spa-eng"}}}
+    assert task_info(pair) is TASKS["text.translation:spa-eng"] and task_info(pair).metric == "test_bleu"
+    assert task_info({"task": "text.translation"}) is None and task_info({}) is None
+    assert check_tolerance("test_accuracy", 0.9, 2000, 10000) == 0.032  # 0.005 + 4 sqrt(0.9 * 0.1 / 2000)
+    assert check_tolerance("test_accuracy", 0.9, 434, 434) == 0.005
+    with pytest.raises(ZooError, match="BLEU on a subset"):
+        check_tolerance("test_bleu", 30.0, 500, 1000)
 
 
 def test_publish_refuses_a_run_whose_ops_zoo_load_would_refuse(hostile, tmp_path):

@@ -347,6 +347,7 @@ class Translator(Predictor):
     """Sentences in (str), translations out."""
 
     kind = "translator"
+    batch_size = 64  # beam search keeps beam_width hypotheses a sentence
 
     def outputs(self, inputs) -> dict:
         return self.call("serve", _texts(inputs, self.name))
@@ -399,21 +400,26 @@ class TaskInfo:
         dataset: the dataset, as the card names it.
         test_split: which examples the recorded metric was measured on.
         license: the dataset's license or terms.
+        metric: the test metric the card records and the check measures again.
         check_examples: how many test examples the real-data test scores again (None: all).
-        test_data: `(card, data_dir) -> (inputs, labels)` of the test split, in the loader's
-            order, as the predictor takes them.
+        test_data: `(card, data_dir) -> (inputs, targets, labels)` of the test split in the
+            loader's order: inputs as the predictor takes them, then label ids and label names
+            (classifiers) or reference translations and None (translators).
+        example: an input for demonstrations and latency benchmarks.
     """
 
     short: str
     dataset: str
     test_split: str
     license: str
+    metric: str = "test_accuracy"
     check_examples: int | None = None
     test_data: Callable | None = None
+    example: str | None = None
 
 
-def _config(card, key):
-    return card["training"]["config"][key]
+def _config(card, key, default=None):
+    return card.get("training", {}).get("config", {}).get(key, default)
 
 
 def _cifar10_test(card, data_dir):
@@ -427,7 +433,7 @@ def _fsdd_test(card, data_dir):
     from zoo.data.audio import load_fsdd
 
     data = load_fsdd(data_dir, sample_rate=card["sample_rate"], num_samples=card["num_samples"],
-                     validation_split=_config(card, "validation_split"))
+                     validation_split=_config(card, "validation_split", 0.1))
     return data.test.waveforms, data.test.labels, data.class_names
 
 
@@ -435,8 +441,8 @@ def _speech_commands_test(card, data_dir):
     from zoo.data.audio import load_speech_commands
 
     data = load_speech_commands(data_dir, sample_rate=card["sample_rate"], num_samples=card["num_samples"],
-                                validation_split=_config(card, "validation_split"),
-                                test_split=_config(card, "test_split"))
+                                validation_split=_config(card, "validation_split", 0.1),
+                                test_split=_config(card, "test_split", 0.1))
     return data.test.waveforms, data.test.labels, data.class_names
 
 
@@ -445,6 +451,17 @@ def _imdb_test(card, data_dir):
 
     data = load_imdb(data_dir)
     return data.test_texts, data.test_labels, data.class_names
+
+
+def _translation_test(card, data_dir):
+    # The translation task's loader and splits (tasks.text.translation); references are
+    # case-folded when the model was trained to output case-folded text, as the task scores them.
+    from zoo.data.translation import load_pair
+
+    corpus = load_pair(_config(card, "pair"), data_dir, validation_split=_config(card, "validation_split", 0.05),
+                       test_split=_config(card, "test_split", 0.05))
+    references = [r.lower() if _config(card, "lowercase_target") else r for r in corpus.test.targets]
+    return corpus.test.sources, np.array(references, dtype=object), None
 
 
 TASKS = {
@@ -472,7 +489,27 @@ TASKS = {
         test_split="test split, 25,000 reviews (half positive)",
         license="no explicit license; cite Maas et al. (2011)",
         check_examples=2000, test_data=_imdb_test),
+    # Translation: one task, a card per language pair (`--pair`, in the run's config).
+    "text.translation:spa-eng": TaskInfo(
+        short="Tatoeba spa-eng",
+        dataset="Tatoeba Spanish-English sentence pairs (manythings.org Anki export, 116,586 pairs in the mirror), "
+                "split 90/5/5 by a hash of the source sentence",
+        test_split="the 5% test split by source hash", license="CC BY 2.0 FR (tatoeba.org, manythings.org/anki)",
+        metric="test_bleu", test_data=_translation_test, example="¿Dónde está la estación?"),
+    "text.translation:de-en": TaskInfo(
+        short="Multi30K de-en",
+        dataset="Multi30K task 1 (Elliott et al., 2016): German-English image descriptions, official splits",
+        test_split="test_2016_flickr, 1,000 sentences",
+        license="non-commercial research and educational use (derived from Flickr30K)",
+        metric="test_bleu", test_data=_translation_test, example="Ein Mann fährt mit dem Fahrrad die Straße entlang."),
 }
+
+
+def task_info(card) -> TaskInfo | None:
+    """The `TASKS` entry of a model card (or of a run's metadata with its `training` config):
+    by task and language pair, else by task."""
+    task = card.get("task")
+    return TASKS.get(f"{task}:{_config(card, 'pair')}") or TASKS.get(task)
 
 
 def check_subset(n: int, examples: int | None) -> np.ndarray:
@@ -483,29 +520,39 @@ def check_subset(n: int, examples: int | None) -> np.ndarray:
     return np.sort(np.random.default_rng(0).permutation(n)[:examples])
 
 
-def check_tolerance(value: float, examples: int, of: int) -> float:
-    """How far a re-measured accuracy may be from the recorded one: 0.005 for numerical
-    differences, plus 4 binomial standard deviations when only `examples` of `of` are scored."""
+def check_tolerance(metric: str, value: float, examples: int, of: int) -> float:
+    """How far a re-measured metric may be from the recorded one. Accuracy: 0.005 for numerical
+    differences, plus 4 binomial standard deviations when only `examples` of `of` are scored.
+    BLEU: 0.5 points on the whole split (batching can flip a rare beam-search tie)."""
+    if metric == "test_bleu":
+        if examples < of:
+            raise ZooError("A BLEU check scores the whole test split: corpus BLEU on a subset is a different number.")
+        return 0.5
     sampling = 4 * math.sqrt(value * (1 - value) / examples) if examples < of else 0.0
     return round(0.005 + sampling, 3)
 
 
 def evaluate(predictor: Predictor, data_dir=None, *, examples: int | None = None) -> dict:
-    """Scores a classifier entry on its task's test split, as its card's `check` says (or on
-    `examples` test examples).
+    """Scores an entry on its task's test split, as its card's `check` says (or on `examples`
+    test examples): accuracy for classifiers, sacreBLEU for translators.
 
     Returns:
-        `{"metric": "test_accuracy", "value", "examples", "of"}`.
+        `{"metric", "value", "examples", "of"}`.
     """
-    task = TASKS.get(predictor.metadata.get("task"))
-    if task is None or task.test_data is None or not isinstance(predictor, Classifier):
+    task = task_info(predictor.metadata)
+    if task is None or task.test_data is None:
         raise ZooError(f"No evaluation recipe for task {predictor.metadata.get('task')!r}: add one to "
                        "zoo.pretrained.TASKS.")
-    inputs, labels, class_names = task.test_data(predictor.metadata, data_dir)
-    if list(class_names) != predictor.labels:
-        raise DataError(f"The test data's labels {list(class_names)} are not the model's {predictor.labels}.")
+    inputs, targets, class_names = task.test_data(predictor.metadata, data_dir)
     check = predictor.metadata.get("check", {})
-    keep = check_subset(len(labels), examples if examples is not None else check.get("examples"))
-    probs = predictor.probabilities(inputs[keep])
-    return {"metric": "test_accuracy", "value": float(np.mean(probs.argmax(axis=1) == labels[keep])),
-            "examples": len(keep), "of": len(labels)}
+    keep = check_subset(len(targets), examples if examples is not None else check.get("examples"))
+    if isinstance(predictor, Translator):
+        from zoo.translate import corpus_scores
+
+        hypotheses = [r["translation"] for r in predictor.predict(inputs[keep])]
+        value = corpus_scores(hypotheses, targets[keep])["bleu"]
+    else:
+        if list(class_names) != predictor.labels:
+            raise DataError(f"The test data's labels {list(class_names)} are not the model's {predictor.labels}.")
+        value = float(np.mean(predictor.probabilities(inputs[keep]).argmax(axis=1) == targets[keep]))
+    return {"metric": task.metric, "value": value, "examples": len(keep), "of": len(targets)}
