@@ -78,21 +78,22 @@ def load(name_or_path, *, trust: bool = False) -> "Predictor":
     path = resolve(name_or_path)
     if path.is_file() and path.suffix == ".keras":
         return KerasPredictor.load(path, trust=trust)
-    if (path / MANIFEST).exists():
+    if (path / MANIFEST).exists() or not trust:
         verify_manifest(path)  # first: a missing saved_model.pb is then named as a missing file
     if not (path / "saved_model.pb").is_file():
         raise ZooError(f"{path}: neither a SavedModel directory (no saved_model.pb) nor a .keras file.")
     if not trust:
-        verify_manifest(path)
-    if not trust:
         check_saved_model_ops(path)
     card = json.loads((path / CARD).read_text()) if (path / CARD).is_file() else {}
     specs = signature_specs(path)
+    kind = card.get("kind") or detect_kind(specs)
+    if kind not in PREDICTORS:
+        raise ZooError(f"{path}: unknown kind {kind!r} in {CARD}. Known: {', '.join(PREDICTORS)}.")
+    # Only this one module, never one the card names: it registers the text ops the graph uses.
     if "tensorflow_text" in card.get("requires", ()) or needs_tensorflow_text(path):
-        importlib.import_module("tensorflow_text")  # registers the text ops the graph uses
+        importlib.import_module("tensorflow_text")
     import tensorflow as tf
 
-    kind = card.get("kind") or detect_kind(specs)
     return PREDICTORS[kind](path, card, tf.saved_model.load(str(path)), specs)
 
 
@@ -374,7 +375,7 @@ class KerasPredictor(Predictor):
         except ValueError as e:
             if trust or "safe_mode" not in str(e):
                 raise
-            raise ZooError(f"{path}: refused by Keras safe_mode ({str(e).splitlines()[0][:300]}) Pass trust=True "
+            raise ZooError(f"{path}: refused by Keras safe_mode ({str(e).splitlines()[0][:300]}). Pass trust=True "
                            "(--trust) only if you trust where it came from.") from None
         return cls(path, {"name": Path(path).stem, "format": "keras"}, model)
 
