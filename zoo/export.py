@@ -15,7 +15,8 @@ from pathlib import Path
 import keras
 
 
-def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict, extra_signatures=None, track=()):
+def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict, extra_signatures=None, track=(),
+                       weights_dtype: str = "float32"):
     """Writes a SavedModel whose `serve` (and `serving_default`) signature is `serve_fn`.
 
     The SavedModel is written to a temporary directory beside `path` and renamed into place, so a
@@ -31,6 +32,8 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         extra_signatures: optional {name: (fn, input_signature)} endpoints.
         track: resources `serve_fn` uses besides Keras variables (lookup tables, `tf.Module`s
             holding them), so that the SavedModel stores them.
+        weights_dtype: "float16" stores the model's float32 weights rounded to float16, half the
+            size (`stored_weights`); computation stays float32.
 
     Raises:
         ValueError: if a signature's graph uses cuDNN-only ops (a SavedModel traced on a GPU
@@ -41,6 +44,11 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         # Trace RNNs with the kernels every device has: a model trained on a GPU still loads on a CPU.
         portable_rnns(model)
         archive = keras.export.ExportArchive()
+        if weights_dtype != "float32":
+            store, reading = stored_weights(model, weights_dtype)
+            track = (*track, store)
+            serve_fn = reading(serve_fn)
+            extra_signatures = {name: (reading(fn), sig) for name, (fn, sig) in (extra_signatures or {}).items()}
         for resource in track:
             archive.track(resource)
         # No archive.track(model): add_endpoint tracks what serve_fn uses, and tracking the
@@ -50,10 +58,56 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
             archive.add_endpoint(name, fn, input_signature=signature)
         archive.write_out(str(tmp), verbose=False)
         check_portable(tmp)
-        metadata = {**metadata, "parameters": int(model.count_params()),
+        metadata = {**metadata, "parameters": int(model.count_params()), "weights_dtype": weights_dtype,
                     "size_bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())}
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
     return path
+
+
+def stored_weights(model, dtype: str):
+    """Copies of `model`'s float32 weights in `dtype`, and a wrapper for functions to read them.
+
+    Returns a `tf.Module` holding the copies (to track in the export) and `reading(fn)`, which
+    runs `fn` in a `keras.StatelessScope` that maps each float32 variable of the model to its
+    copy cast back to float32. Functions traced that way capture only the copies, so the
+    SavedModel stores the weights in `dtype`; other variables (integer seeds) are stored as they
+    are. Round the model itself first (`round_weights`) to evaluate exactly what is stored.
+
+    Raises:
+        ValueError: a weight beyond the range of `dtype`.
+    """
+    import functools
+
+    import numpy as np
+    import tensorflow as tf
+
+    floats = [v for v in model.variables if v.dtype == "float32"]
+    limit = float(np.finfo(dtype).max)
+    too_big = [v.path for v in floats if float(np.max(np.abs(keras.ops.convert_to_numpy(v)), initial=0)) > limit]
+    if too_big:
+        raise ValueError(f"Weights beyond the range of {dtype} (+-{limit:g}): {', '.join(too_big[:5])}.")
+    store = tf.Module()
+    store.weights = [tf.Variable(tf.cast(v.value, dtype), trainable=False) for v in floats]
+
+    def reading(fn):
+        @functools.wraps(fn)
+        def wrapped(*args):
+            mapping = [(v, tf.cast(w, "float32")) for v, w in zip(floats, store.weights)]
+            with keras.StatelessScope(state_mapping=mapping):
+                return fn(*args)
+
+        return wrapped
+
+    return store, reading
+
+
+def round_weights(model, dtype: str):
+    """Rounds `model`'s float32 weights to the precision of `dtype` in place (they stay float32):
+    the model then computes what a SavedModel that stores its weights in `dtype` computes."""
+    for v in model.variables:
+        if v.dtype == "float32":
+            v.assign(keras.ops.cast(keras.ops.cast(v, dtype), "float32"))
+    return model
 
 
 @contextlib.contextmanager
