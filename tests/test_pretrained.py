@@ -375,6 +375,33 @@ def test_the_allow_list_covers_what_the_text_exports_use(toy):
         assert saved_model_ops(entry) - ALLOWED_OPS <= {"MergeV2Checkpoints", "RestoreV2", "SaveV2", "ShardedFilename"}
 
 
+@pytest.mark.slow
+def test_a_run_re_exported_with_float16_weights_publishes_with_its_training_command(tmp_path):
+    from tasks.speech import digits
+    from test_speech_tasks import FAST, run_main, write_fake_fsdd
+    from zoo.data.audio import load_fsdd
+
+    data = write_fake_fsdd(tmp_path / "data")
+    common = [*FAST, "--model-arg", "widths=(4, 8)", "--data-dir", str(data)]
+    run_main(digits.main, [*common, "--epochs", "1", "--output-dir", str(tmp_path / "run")])
+    metrics, stdout = run_main(digits.main, [*common, "--weights", str(tmp_path / "run" / "model.weights.h5"),
+                                             "--epochs", "0", "--export-weights", "float16",
+                                             "--output-dir", str(tmp_path / "run16")])
+    assert "Weights rounded to float16 for evaluation and export." in stdout
+    entry = publish(tmp_path / "run16", "digits16", models_dir=tmp_path / "models")
+    card = json.loads((entry / "metadata.json").read_text())
+    assert "float16" in card["weights"] and "float32" not in card["weights"]
+    assert "rounded to float16" in card["metric"]["measured"]
+    assert card["weights_from"]["command"].startswith("python -m tasks.speech.digits")
+    first, then = card["reproduce"].split(", then ")
+    assert "--epochs 1" in first and "--export-weights float16" in then and "--output-dir" not in card["reproduce"]
+    # The recorded metric is the stored weights' own: the entry scores the test split exactly so.
+    test = load_fsdd(data, sample_rate=8000, num_samples=8000).test
+    probs = load(entry).probabilities(test.waveforms)
+    assert np.mean(probs.argmax(axis=1) == test.labels) == pytest.approx(metrics["test_accuracy"])
+    assert -np.mean(np.log(probs[np.arange(len(test)), test.labels])) == pytest.approx(metrics["test_loss"], rel=1e-4)
+
+
 # --- the command line -----------------------------------------------------------------------------
 
 

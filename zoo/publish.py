@@ -92,6 +92,8 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
     measured = "by the training command's evaluation of the trained model on the whole test split"
     if (run.get("preprocessing") or {}).get("tta"):
         measured += f", with {run['preprocessing']['tta']} test-time augmentation (inside the SavedModel too)"
+    if run.get("weights_dtype", "float32") != "float32":
+        measured += f", with the weights rounded to {run['weights_dtype']} as the SavedModel stores them"
     if metrics.get("test_decoding"):
         measured += f", {metrics['test_decoding']} decoding (the SavedModel's `serve`), sacreBLEU defaults"
     if task and task.test_data and metric == task.metric and examples:
@@ -145,6 +147,13 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         "versions": run.get("versions"),
         "published": {"from": str(run_dir), "date": datetime.date.today().isoformat(), "versions": package_versions()},
     }
+    weights = training.get("config", {}).get("weights")
+    source_run = Path(weights).parent if weights else None
+    if source_run and (source_run / "config.json").is_file():
+        # A re-export (--weights W --epochs 0): the weights, and the recipe, come from W's run.
+        trained_by = json.loads((source_run / "config.json").read_text()).get("command")
+        card["weights_from"] = {"run": str(source_run), "command": trained_by}
+        card["reproduce"] = f"{_reproduce(trained_by)}, then {card['reproduce']}"
     example = run.get("example_input") or (task.example if task else None)
     if example:
         card["example_input"] = example
@@ -188,9 +197,9 @@ def publish(run_dir, name: str, *, models_dir=None, force: bool = False, metric:
         write_manifest(tmp)
         size = sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())
         if size > max_mb * 1e6:
-            raise ZooError(f"{name}: {size / 1e6:.1f} MB, over the {max_mb:g} MB an entry may take. Store its weights "
-                           "in float16 (bench/float16_weights.py measures what that costs in accuracy) or train a "
-                           "smaller model.")
+            raise ZooError(f"{name}: {size / 1e6:.1f} MB, over the {max_mb:g} MB an entry may take. Export its weights "
+                           "in float16 (the task with --weights RUN/model.weights.h5 --epochs 0 --export-weights "
+                           "float16) or train a smaller model.")
     predictor = load(dest)
     predictor.predict(predictor.example())
     return dest
