@@ -9,7 +9,16 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 __version__ = "0.1.0"
 
-from zoo.pretrained import load  # noqa: E402
 from zoo.registry import build_model, list_models, register_model  # noqa: E402
 
 __all__ = ["build_model", "list_models", "load", "register_model", "__version__"]
+
+
+def __getattr__(name):
+    # zoo.load, imported on first use: `python -m zoo.safety` and friends then run their module
+    # once, rather than after `import zoo` has already imported it.
+    if name == "load":
+        from zoo.pretrained import load
+
+        return load
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -157,6 +157,8 @@ def disallowed_ops(path) -> dict:
     """
     from tensorflow.core.protobuf import saved_model_pb2
 
+    if not (Path(path) / "saved_model.pb").is_file():
+        raise ZooError(f"{path}: not a SavedModel directory (no saved_model.pb).")
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
     found = {}
@@ -217,10 +219,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for path in args.saved_models:
         bad = disallowed_ops(path)
-        print(f"{path}: {len(saved_model_ops(path))} op types; "
-              + (f"refused: {', '.join(f'{op} ({len(w)} places)' for op, w in sorted(bad.items()))}" if bad
-                 else "all allowed"))
+        refused = ", ".join(f"{op} ({len(where)} place{'s' * (len(where) > 1)})" for op, where in sorted(bad.items()))
+        print(f"{path}: {len(saved_model_ops(path))} op types; {f'refused: {refused}' if bad else 'all allowed'}")
 
 
 if __name__ == "__main__":
-    main()
+    from zoo.cli import run as _run
+
+    _run(main)
