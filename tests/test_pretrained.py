@@ -269,6 +269,19 @@ def test_ops_that_read_and_write_files_are_refused_unless_trusted(hostile):
     assert out[0] == b">" + secret.read_bytes()
 
 
+def test_the_audit_command_lists_what_would_be_refused(hostile, capsys, monkeypatch):
+    from zoo import safety
+
+    path, _ = hostile
+    monkeypatch.delenv("ZOO_DEBUG", raising=False)
+    run_cli(safety.main, [str(SHIPPED_DIR / "cifar10"), str(path)])
+    shipped, refused = capsys.readouterr().out.strip().splitlines()
+    assert shipped.endswith("all allowed") and refused.endswith("refused: ReadFile (1 place), WriteFile (1 place)")
+    with pytest.raises(SystemExit) as e:
+        run_cli(safety.main, [str(SHIPPED_DIR / "README.md")])
+    assert e.value.code == 2 and "not a SavedModel directory" in capsys.readouterr().err
+
+
 def test_checkpoint_ops_pass_only_in_the_saver_and_print_only_to_the_console(tmp_path):
     class M(tf.Module):
         def __init__(self):
