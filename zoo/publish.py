@@ -139,7 +139,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         "requires": requires,
         "load": {"zoo": f"zoo.load({name!r})",
                  "tensorflow": f"{imports}; model = tf.saved_model.load('saved_models/{name}')",
-                 "check_files": "cd saved_models/NAME && sha256sum -c SHA256SUMS".replace("NAME", name)},
+                 "check_files": f"cd saved_models/{name} && sha256sum -c SHA256SUMS"},
         "command": run.get("command"),
         "reproduce": _reproduce(run.get("command")),
         "metrics": metrics,
