@@ -3,13 +3,15 @@
     python bench/latency.py RUN_DIR/saved_model [MORE ...] [--calls 50]
 
 Loads each SavedModel with `tf.saved_model.load` only (no `zoo` import), builds one input per
-signature from the signature itself (random uint8 images, random float waveforms, or the bytes of
-a one-second WAV tone for string inputs), warms up, and times single-input calls.
+signature from the signature itself (random uint8 images, random float waveforms, the bytes of a
+one-second WAV tone for `wav_bytes`, one sentence for other strings), warms up, and times
+single-input calls.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import os
 import time
@@ -28,6 +30,9 @@ def example_input(spec, metadata):
         return tf.constant(rng.integers(0, 256, shape, dtype=np.uint8))
     if spec.dtype == tf.float32:
         return tf.constant((0.1 * rng.normal(size=shape)).astype(np.float32))
+    if spec.dtype == tf.string and spec.name != "wav_bytes":  # texts, sentences
+        return tf.constant([metadata.get("example_input") or "A wonderful film: the actors are great and the story "
+                            "moved me."] * shape[0])
     if spec.dtype == tf.string:
         rate = int(metadata.get("sample_rate", 16000))
         t = np.arange(rate) / rate
@@ -39,6 +44,8 @@ def example_input(spec, metadata):
 def measure(path, calls):
     path = Path(path)
     metadata = json.loads((path / "metadata.json").read_text()) if (path / "metadata.json").exists() else {}
+    if "tensorflow_text" in metadata.get("requires", ()):
+        importlib.import_module("tensorflow_text")  # registers the text ops
     model = tf.saved_model.load(str(path))
     rows = []
     for name, fn in model.signatures.items():

@@ -1,4 +1,5 @@
-"""Keras Zoo: model builders, data pipelines, training, export and loading shared by every task."""
+"""Keras Zoo: model builders, data pipelines, training, export and loading shared by every task;
+`zoo.load(name)` for the pretrained models in `saved_models/`."""
 
 import os
 
@@ -10,4 +11,14 @@ __version__ = "0.1.0"
 
 from zoo.registry import build_model, list_models, register_model  # noqa: E402
 
-__all__ = ["build_model", "list_models", "register_model", "__version__"]
+__all__ = ["build_model", "list_models", "load", "register_model", "__version__"]
+
+
+def __getattr__(name):
+    # zoo.load, imported on first use: `python -m zoo.safety` and friends then run their module
+    # once, rather than after `import zoo` has already imported it.
+    if name == "load":
+        from zoo.pretrained import load
+
+        return load
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -60,6 +60,8 @@ class TrainConfig:
     resume: bool = option(True, "resume from the run directory's last finished epoch (--no-resume starts over)")
     tensorboard: bool = option(True, "write TensorBoard logs")
     export: bool = option(True, "export a SavedModel at the end")
+    export_weights: str = option("float32", "dtype the SavedModel stores the weights in (float16: half the size; "
+                                            "evaluation then uses the rounded weights)", ("float32", "float16"))
     verbose: str = option("auto", "Keras fit verbosity: auto, 0, 1 or 2", ("auto", "0", "1", "2"))
     weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
 

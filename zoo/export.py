@@ -5,6 +5,7 @@ TensorFlow-only code: builders stay backend-agnostic, export wraps them in a `tf
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -14,7 +15,8 @@ from pathlib import Path
 import keras
 
 
-def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict, extra_signatures=None, track=()):
+def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict, extra_signatures=None, track=(),
+                       weights_dtype: str = "float32"):
     """Writes a SavedModel whose `serve` (and `serving_default`) signature is `serve_fn`.
 
     The SavedModel is written to a temporary directory beside `path` and renamed into place, so a
@@ -30,18 +32,23 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         extra_signatures: optional {name: (fn, input_signature)} endpoints.
         track: resources `serve_fn` uses besides Keras variables (lookup tables, `tf.Module`s
             holding them), so that the SavedModel stores them.
+        weights_dtype: "float16" stores the model's float32 weights rounded to float16, half the
+            size (`stored_weights`); computation stays float32.
 
     Raises:
         ValueError: if a signature's graph uses cuDNN-only ops (a SavedModel traced on a GPU
             that would not load on a CPU).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
-    try:
+    with atomic_directory(path) as tmp:
         # Trace RNNs with the kernels every device has: a model trained on a GPU still loads on a CPU.
         portable_rnns(model)
         archive = keras.export.ExportArchive()
+        if weights_dtype != "float32":
+            store, reading = stored_weights(model, weights_dtype)
+            track = (*track, store)
+            serve_fn = reading(serve_fn)
+            extra_signatures = {name: (reading(fn), sig) for name, (fn, sig) in (extra_signatures or {}).items()}
         for resource in track:
             archive.track(resource)
         # No archive.track(model): add_endpoint tracks what serve_fn uses, and tracking the
@@ -51,9 +58,67 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
             archive.add_endpoint(name, fn, input_signature=signature)
         archive.write_out(str(tmp), verbose=False)
         check_portable(tmp)
-        metadata = {**metadata, "parameters": int(model.count_params()),
+        metadata = {**metadata, "parameters": int(model.count_params()), "weights_dtype": weights_dtype,
                     "size_bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())}
         (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+    return path
+
+
+def stored_weights(model, dtype: str):
+    """Copies of `model`'s float32 weights in `dtype`, and a wrapper for functions to read them.
+
+    Returns a `tf.Module` holding the copies (to track in the export) and `reading(fn)`, which
+    runs `fn` in a `keras.StatelessScope` that maps each float32 variable of the model to its
+    copy cast back to float32. Functions traced that way capture only the copies, so the
+    SavedModel stores the weights in `dtype`; other variables (integer seeds) are stored as they
+    are. Round the model itself first (`round_weights`) to evaluate exactly what is stored.
+
+    Raises:
+        ValueError: a weight beyond the range of `dtype`.
+    """
+    import functools
+
+    import numpy as np
+    import tensorflow as tf
+
+    floats = [v for v in model.variables if v.dtype == "float32"]
+    limit = float(np.finfo(dtype).max)
+    too_big = [v.path for v in floats if float(np.max(np.abs(keras.ops.convert_to_numpy(v)), initial=0)) > limit]
+    if too_big:
+        raise ValueError(f"Weights beyond the range of {dtype} (+-{limit:g}): {', '.join(too_big[:5])}.")
+    store = tf.Module()
+    store.weights = [tf.Variable(tf.cast(v.value, dtype), trainable=False) for v in floats]
+
+    def reading(fn):
+        @functools.wraps(fn)
+        def wrapped(*args):
+            mapping = [(v, tf.cast(w, "float32")) for v, w in zip(floats, store.weights)]
+            with keras.StatelessScope(state_mapping=mapping):
+                return fn(*args)
+
+        return wrapped
+
+    return store, reading
+
+
+def round_weights(model, dtype: str):
+    """Rounds `model`'s float32 weights to the precision of `dtype` in place (they stay float32):
+    the model then computes what a SavedModel that stores its weights in `dtype` computes."""
+    for v in model.variables:
+        if v.dtype == "float32":
+            v.assign(keras.ops.cast(keras.ops.cast(v, dtype), "float32"))
+    return model
+
+
+@contextlib.contextmanager
+def atomic_directory(path):
+    """Yields a new empty directory beside `path` to fill; when the block ends it replaces `path`
+    (a crash never leaves a half-written directory there), and on an exception it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
         if path.exists():
             old = path.with_name(f".{path.name}.old-{os.getpid()}")
             os.replace(path, old)
@@ -64,7 +129,6 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return path
 
 
 def saved_model_ops(path) -> set:

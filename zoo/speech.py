@@ -102,6 +102,7 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
         path = export_saved_model(
             model, run.run_dir / "saved_model",
             **serving_endpoints(model, sample_rate=data.sample_rate, num_samples=data.num_samples),
+            weights_dtype=cfg.export_weights,
             metadata=export_metadata(
                 run, metrics, task=task, labels=list(data.class_names),
                 **serving_metadata(sample_rate=data.sample_rate, num_samples=data.num_samples,

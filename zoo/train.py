@@ -147,7 +147,8 @@ def train(model, train_ds, val_ds, cfg, run: Run, *, task: str, dataset: str):
     """The Train step every task shares.
 
     Loads `cfg.weights` if given, prints the model's size and how it runs, fits it (not at all
-    with `--epochs 0`) and saves `model.weights.h5` in the run directory.
+    with `--epochs 0`) and saves `model.weights.h5` in the run directory; with
+    `--export-weights float16` it then rounds the weights to float16, as the export stores them.
 
     Returns:
         The history (a dict of lists) and the start of the metrics dict that evaluation completes:
@@ -164,6 +165,12 @@ def train(model, train_ds, val_ds, cfg, run: Run, *, task: str, dataset: str):
     train_time = time.time() - start
     if run.chief and cfg.epochs > 0:
         model.save_weights(run.run_dir / "model.weights.h5")
+    if cfg.export_weights != "float32":
+        from zoo.export import round_weights
+
+        # Evaluate what the SavedModel will store (model.weights.h5 above keeps full precision).
+        round_weights(model, cfg.export_weights)
+        print(f"Weights rounded to {cfg.export_weights} for evaluation and export.")
     metrics = {"task": task, "model": cfg.model, "preset": cfg.preset, "epochs": len(history.get("loss", [])),
                "train_time_s": round(train_time, 1), "parameters": int(model.count_params()), "dataset": dataset}
     return history, metrics

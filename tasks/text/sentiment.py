@@ -202,6 +202,7 @@ def main(argv=None) -> dict:
         path = export_saved_model(
             model, run.run_dir / "saved_model", track=[tokenizer.module],
             input_signature=[tf.TensorSpec([None], tf.string, name="texts")], serve_fn=serve,
+            weights_dtype=cfg.export_weights,
             metadata=export_metadata(
                 run, metrics, task=TASK, class_names=list(data.class_names),
                 input={"name": "texts", "dtype": "string", "shape": [None], "meaning": "raw UTF-8 reviews"},

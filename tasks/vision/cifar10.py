@@ -137,7 +137,7 @@ def main(argv=None) -> dict:
         path = export_saved_model(
             classifier, run.run_dir / "saved_model",
             input_signature=[tf.TensorSpec([None, *data.x_train.shape[1:]], tf.uint8, name="images")],
-            serve_fn=serve,
+            serve_fn=serve, weights_dtype=cfg.export_weights,
             metadata=export_metadata(
                 run, metrics, task=TASK, class_names=list(data.class_names),
                 input={"name": "images", "dtype": "uint8", "shape": [None, *data.x_train.shape[1:]],

@@ -1,0 +1,559 @@
+"""Pretrained models: `zoo.load(name)` and the predictors it returns.
+
+    import zoo
+    model = zoo.load("cifar10")                        # saved_models/cifar10, or the path of an entry
+    model.predict(["cat.png", "dog.jpg"])              # [{"label": "cat", "probability": 0.91, "top_k": [...]}, ...]
+    model.metadata["metric"]                           # the model card: metric, dataset, command, ...
+
+An entry is a SavedModel directory holding its model card (`metadata.json`) and a sha256
+manifest (`SHA256SUMS`), as `python -m zoo.publish RUN_DIR NAME` writes it into `saved_models/`.
+Before anything of the model runs, `load` checks the files against the manifest and the graph's
+ops against the zoo's allow-list (`zoo.safety`); `trust=True` skips the op check and accepts an
+entry without a manifest. A `.keras` file loads with Keras' `safe_mode` on (no Python code from
+the file is run) unless `trust=True`.
+
+Names resolve in `ZOO_MODELS_DIR` if it is set, else in the checkout's `saved_models/`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from zoo.errors import DataError, ZooError
+from zoo.safety import MANIFEST, TEXT_OPS, check_saved_model_ops, verify_manifest
+
+CARD = "metadata.json"
+TOP_K = 3
+
+
+def models_dir() -> Path:
+    """Where entry names resolve: `ZOO_MODELS_DIR`, else `saved_models/` beside the `zoo` package."""
+    return Path(os.environ.get("ZOO_MODELS_DIR") or Path(__file__).resolve().parents[1] / "saved_models")
+
+
+def list_models() -> list[str]:
+    """The names of the entries in `models_dir()`."""
+    root = models_dir()
+    return sorted(p.name for p in root.iterdir() if (p / CARD).is_file()) if root.is_dir() else []
+
+
+def resolve(name_or_path) -> Path:
+    """The directory (or `.keras` file) of an entry name or path; a `ZooError` listing the known
+    names if it is neither."""
+    if str(name_or_path) in list_models():  # a name first: a folder called "cifar10" in the cwd is not meant
+        return models_dir() / str(name_or_path)
+    path = Path(name_or_path).expanduser()
+    if path.exists():
+        return path
+    known = ", ".join(list_models()) or f"none in {models_dir()}"
+    raise ZooError(f"Unknown model {str(name_or_path)!r}: neither an entry of {models_dir()} nor a path. "
+                   f"Known: {known}.")
+
+
+def load(name_or_path, *, trust: bool = False) -> "Predictor":
+    """Loads a pretrained entry (or any SavedModel directory or `.keras` file) as a predictor.
+
+    Args:
+        name_or_path: an entry name (`"cifar10"`, see `list_models()`), the path of an entry or
+            SavedModel directory, or the path of a `.keras` file.
+        trust: run what the checks would refuse: ops outside the allow-list, a SavedModel
+            without a manifest, a `.keras` file that needs `safe_mode=False`. A manifest that
+            does not match the files is refused even then.
+
+    Returns:
+        A `Predictor` for the entry's kind (`ImageClassifier`, `AudioClassifier`,
+        `TextClassifier`, `Translator`; `KerasPredictor` for `.keras` files).
+
+    Raises:
+        ZooError: an unknown name, files that do not match the manifest, refused ops or layers.
+    """
+    path = resolve(name_or_path)
+    if path.is_file() and path.suffix == ".keras":
+        return KerasPredictor.load(path, trust=trust)
+    if (path / MANIFEST).exists() or not trust:
+        verify_manifest(path)  # first: a missing saved_model.pb is then named as a missing file
+    if not (path / "saved_model.pb").is_file():
+        raise ZooError(f"{path}: neither a SavedModel directory (no saved_model.pb) nor a .keras file.")
+    if not trust:
+        check_saved_model_ops(path)
+    card = json.loads((path / CARD).read_text()) if (path / CARD).is_file() else {}
+    specs = signature_specs(path)
+    kind = card.get("kind") or detect_kind(specs)
+    if kind not in PREDICTORS:
+        raise ZooError(f"{path}: unknown kind {kind!r} in {CARD}. Known: {', '.join(PREDICTORS)}.")
+    # Only this one module, never one the card names: it registers the text ops the graph uses.
+    if "tensorflow_text" in card.get("requires", ()) or needs_tensorflow_text(path):
+        importlib.import_module("tensorflow_text")
+    import tensorflow as tf
+
+    return PREDICTORS[kind](path, card, tf.saved_model.load(str(path)), specs)
+
+
+def needs_tensorflow_text(path) -> bool:
+    from zoo.export import saved_model_ops
+
+    return bool(saved_model_ops(path) & TEXT_OPS)
+
+
+# --- signatures -------------------------------------------------------------------------------
+
+
+def signature_specs(path) -> dict:
+    """The signatures of a SavedModel, read from `saved_model.pb` without loading it:
+    `{name: {"inputs": {key: {"dtype", "shape"}}, "outputs": {...}}}` (None for unknown sizes)."""
+    import tensorflow as tf
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    proto = saved_model_pb2.SavedModel()
+    proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+
+    def spec(info):
+        shape = None if info.tensor_shape.unknown_rank else [d.size if d.size >= 0 else None
+                                                              for d in info.tensor_shape.dim]
+        return {"dtype": tf.dtypes.as_dtype(info.dtype).name, "shape": shape}
+
+    return {name: {"inputs": {k: spec(v) for k, v in sorted(sig.inputs.items())},
+                   "outputs": {k: spec(v) for k, v in sorted(sig.outputs.items())}}
+            for meta_graph in proto.meta_graphs for name, sig in sorted(meta_graph.signature_def.items())
+            if not name.startswith("__")}
+
+
+def detect_kind(specs) -> str:
+    """What a SavedModel does, from its `serve` signature: `image_classifier` (uint8 images in),
+    `audio_classifier` (with `serve_wav`), `text_classifier` (strings in, `probability` out) or
+    `translator` (strings in, strings out)."""
+    serve = specs.get("serve") or specs.get("serving_default")
+    if serve and len(serve["inputs"]) == 1:
+        (x,) = serve["inputs"].values()
+        outputs = serve["outputs"]
+        if x["dtype"] == "uint8" and x["shape"] and len(x["shape"]) == 4:
+            return "image_classifier"
+        if "serve_wav" in specs and x["dtype"] == "float32":
+            return "audio_classifier"
+        if x["dtype"] == "string" and "probability" in outputs and "label" in outputs:
+            return "text_classifier"
+        if x["dtype"] == "string" and [o["dtype"] for o in outputs.values()] == ["string"]:
+            return "translator"
+    raise ZooError(f"Cannot tell what kind of model this is from its signatures {sorted(specs)}: expected a `serve` "
+                   "signature of uint8 images, float32 waveforms with `serve_wav`, or strings.")
+
+
+# --- predictors -------------------------------------------------------------------------------
+
+
+class Predictor:
+    """A loaded entry: `predict(inputs)` for results, `outputs(inputs)` for the raw signature
+    outputs (numpy), `metadata` for the model card, `model` for the `tf.saved_model.load` object."""
+
+    kind = ""
+    batch_size = 256
+
+    def __init__(self, path, metadata, model, specs=None):
+        self.path, self.metadata, self.model, self.specs = Path(path), metadata, model, specs or {}
+        self.name = metadata.get("name", self.path.name)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} {self.name!r} from {self.path}>"
+
+    def call(self, signature, x) -> dict:
+        """One signature on a batch, in batches of `batch_size`: `{output key: numpy array}`."""
+        import tensorflow as tf
+
+        fn = self.model.signatures[signature]
+        (key,) = fn.structured_input_signature[1]
+        parts = [fn(**{key: tf.constant(x[i:i + self.batch_size])}) for i in range(0, len(x), self.batch_size)]
+        return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
+
+    def outputs(self, inputs) -> dict:
+        raise NotImplementedError
+
+    def predict(self, inputs, *, top_k: int = TOP_K) -> list[dict]:
+        raise NotImplementedError
+
+    def example(self):
+        """One input of the kind `predict` takes (for smoke tests and latency benchmarks)."""
+        raise NotImplementedError
+
+
+class Classifier(Predictor):
+    """A predictor whose outputs are probabilities over `labels`."""
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.metadata.get("labels") or self.metadata.get("class_names") or [])
+
+    def probabilities(self, inputs) -> np.ndarray:
+        """`float32[len(inputs), len(labels)]`."""
+        (probs,) = self.outputs(inputs).values()
+        return probs
+
+    def predict(self, inputs, *, top_k: int = TOP_K) -> list[dict]:
+        """For each input: the most probable label, its probability and the `top_k` best labels."""
+        probs = self.probabilities(inputs)
+        labels = self.labels or [str(i) for i in range(probs.shape[1])]
+        results = []
+        for p in probs:
+            best = [{"label": labels[i], "probability": float(p[i])} for i in np.argsort(-p, kind="stable")[:top_k]]
+            results.append({"label": best[0]["label"], "probability": best[0]["probability"], "top_k": best})
+        return results
+
+
+def _as_list(inputs, single=(str, bytes, os.PathLike)):
+    return [inputs] if isinstance(inputs, single) else list(inputs)
+
+
+def _read_file(path) -> bytes:
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file.")
+    return path.read_bytes()
+
+
+def read_image(path, size) -> np.ndarray:
+    """An image file (PNG, JPEG, GIF or BMP) -> `uint8[height, width, 3]` RGB at `size`
+    (height, width): centre-cropped to that aspect ratio, then resized with antialiasing."""
+    import tensorflow as tf
+
+    try:
+        image = tf.io.decode_image(_read_file(path), channels=3, expand_animations=False)
+    except tf.errors.InvalidArgumentError:
+        raise DataError(f"{path}: not a decodable image (PNG, JPEG, GIF or BMP).") from None
+    h, w = image.shape[0], image.shape[1]
+    if (h, w) != tuple(size):
+        scale = min(h / size[0], w / size[1])
+        ch, cw = round(size[0] * scale), round(size[1] * scale)
+        image = image[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
+        image = tf.image.resize(image, size, method="bilinear", antialias=True)
+    return np.clip(np.round(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
+
+
+def read_wav(path) -> bytes:
+    """The bytes of a 16-bit PCM WAV file; a `DataError` naming the file if it is not one."""
+    import tensorflow as tf
+
+    contents = _read_file(path)
+    if contents[:4] != b"RIFF" or contents[8:12] != b"WAVE":
+        raise DataError(f"{path}: not a WAV file (no RIFF/WAVE header).")
+    try:
+        audio, _ = tf.audio.decode_wav(contents)
+    except tf.errors.InvalidArgumentError as e:
+        raise DataError(f"{path}: not a readable 16-bit PCM WAV file ({e.message.splitlines()[0][:200]}).") from None
+    if audio.shape[0] == 0:
+        raise DataError(f"{path}: the WAV file holds no audio samples.")
+    return contents
+
+
+class ImageClassifier(Classifier):
+    """Images in: file paths (decoded, centre-cropped and resized to the model's size) or
+    `uint8[N, height, width, 3]` arrays (one image `[height, width, 3]` also works)."""
+
+    kind = "image_classifier"
+
+    @property
+    def image_size(self) -> tuple:
+        (x,) = self.specs["serve"]["inputs"].values()
+        return tuple(x["shape"][1:3])
+
+    def prepare(self, inputs) -> np.ndarray:
+        if isinstance(inputs, np.ndarray) and inputs.ndim in (3, 4):
+            images = inputs[None] if inputs.ndim == 3 else inputs
+        else:
+            images = np.stack([read_image(x, self.image_size) if isinstance(x, (str, os.PathLike)) else np.asarray(x)
+                               for x in _as_list(inputs, (str, os.PathLike))])
+        if images.dtype != np.uint8 or images.shape[1:] != (*self.image_size, 3):
+            raise ZooError(f"{self.name} takes uint8 RGB images of {self.image_size[0]}x{self.image_size[1]} "
+                           f"(0-255); received {images.dtype}{list(images.shape)}. Pass file paths to have them "
+                           "resized.")
+        return images
+
+    def outputs(self, inputs) -> dict:
+        return self.call("serve", self.prepare(inputs))
+
+    def example(self):
+        return np.random.default_rng(0).integers(0, 256, (1, *self.image_size, 3), dtype=np.uint8)
+
+
+class AudioClassifier(Classifier):
+    """Audio in: WAV file paths or WAV bytes (any rate and channel count: `serve_wav` decodes,
+    resamples and pads or trims them in the graph) or `float32[N, num_samples]` waveforms at the
+    model's rate (`serve`)."""
+
+    kind = "audio_classifier"
+
+    @property
+    def sample_rate(self) -> int:
+        return int(self.metadata.get("sample_rate", 16000))
+
+    @property
+    def num_samples(self) -> int:
+        (x,) = self.specs["serve"]["inputs"].values()
+        return int(x["shape"][1])
+
+    def outputs(self, inputs) -> dict:
+        items = _as_list(inputs) if not isinstance(inputs, np.ndarray) else None
+        if items is not None and items and all(isinstance(x, np.ndarray) for x in items):
+            inputs = np.stack(items)
+        if isinstance(inputs, np.ndarray) and inputs.dtype != object:
+            waveforms = np.asarray(inputs, dtype=np.float32)
+            waveforms = waveforms[None] if waveforms.ndim == 1 else waveforms
+            if waveforms.ndim != 2 or waveforms.shape[1] != self.num_samples:
+                raise ZooError(f"{self.name} takes waveforms of {self.num_samples} samples at {self.sample_rate} Hz; "
+                               f"received shape {list(inputs.shape)}. Pass WAV files to have them resampled and "
+                               "padded or trimmed.")
+            return self.call("serve", waveforms)
+        wavs = [x if isinstance(x, bytes) else read_wav(x) for x in _as_list(inputs)]
+        return self.call("serve_wav", np.array(wavs, dtype=object))
+
+    def example(self):
+        import tensorflow as tf
+
+        t = np.arange(self.sample_rate) / self.sample_rate
+        tone = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[:, None]
+        return [tf.audio.encode_wav(tone, self.sample_rate).numpy()]
+
+
+def _texts(inputs, name) -> np.ndarray:
+    texts = [x.encode("utf-8") if isinstance(x, str) else bytes(x) for x in _as_list(inputs, (str, bytes))]
+    for i, text in enumerate(texts):
+        if not text.strip():
+            raise ZooError(f"Input {i + 1} is an empty string: {name} needs some text.")
+    return np.array(texts, dtype=object)
+
+
+class TextClassifier(Classifier):
+    """Texts in (str or UTF-8 bytes); `serve` returns the probability of the last label."""
+
+    kind = "text_classifier"
+
+    def outputs(self, inputs) -> dict:
+        return self.call("serve", _texts(inputs, self.name))
+
+    def probabilities(self, inputs) -> np.ndarray:
+        p = self.outputs(inputs)["probability"].astype(np.float32)
+        return np.stack([1 - p, p], axis=1)
+
+    def example(self):
+        return ["A wonderful film: the actors are great and the story moved me."]
+
+
+class Translator(Predictor):
+    """Sentences in (str), translations out."""
+
+    kind = "translator"
+    batch_size = 64  # beam search keeps beam_width hypotheses a sentence
+
+    def outputs(self, inputs) -> dict:
+        return self.call("serve", _texts(inputs, self.name))
+
+    def predict(self, inputs, *, top_k: int = TOP_K) -> list[dict]:
+        (out,) = self.outputs(inputs).values()
+        return [{"translation": t.decode("utf-8")} for t in out]
+
+    def example(self):
+        return [self.metadata.get("example_input") or "hello"]
+
+
+class KerasPredictor(Predictor):
+    """A `.keras` file: `predict(arrays)` returns what `model.predict` does."""
+
+    kind = "keras"
+
+    @classmethod
+    def load(cls, path, *, trust=False):
+        import keras
+
+        try:
+            model = keras.saving.load_model(path, safe_mode=not trust)
+        except ValueError as e:
+            if trust or "safe_mode" not in str(e):
+                raise
+            raise ZooError(f"{path}: refused by Keras safe_mode ({str(e).splitlines()[0][:300]}). Pass trust=True "
+                           "(--trust) only if you trust where it came from.") from None
+        return cls(path, {"name": Path(path).stem, "format": "keras"}, model)
+
+    def outputs(self, inputs) -> dict:
+        return {"output": np.asarray(self.model.predict(inputs, verbose=0))}
+
+    def predict(self, inputs, *, top_k: int = TOP_K) -> list[dict]:
+        return [{"output": row.tolist()} for row in self.outputs(inputs)["output"]]
+
+
+PREDICTORS = {c.kind: c for c in (ImageClassifier, AudioClassifier, TextClassifier, Translator)}
+
+
+# --- evaluation -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What the model card says about a task's data, and how to score an entry on it.
+
+    Attributes:
+        short: the dataset in a few words, for tables.
+        dataset: the dataset, as the card names it.
+        test_split: which examples the recorded metric was measured on.
+        license: the dataset's license or terms.
+        metric: the test metric the card records and the check measures again.
+        check_examples: how many test examples the real-data test scores again (None: all).
+        test_data: `(card, data_dir) -> (inputs, targets, labels)` of the test split in the
+            loader's order: inputs as the predictor takes them, then label ids and label names
+            (classifiers) or reference translations and None (translators).
+        example: an input for demonstrations and latency benchmarks.
+    """
+
+    short: str
+    dataset: str
+    test_split: str
+    license: str
+    metric: str = "test_accuracy"
+    check_examples: int | None = None
+    test_data: Callable | None = None
+    example: str | None = None
+
+
+def _config(card, key, default=None):
+    return card.get("training", {}).get("config", {}).get(key, default)
+
+
+def _cifar10_test(card, data_dir):
+    from zoo.data.images import load_cifar10
+
+    data = load_cifar10(data_dir)
+    return data.x_test, data.y_test, data.class_names
+
+
+def _fsdd_test(card, data_dir):
+    from zoo.data.audio import load_fsdd
+
+    data = load_fsdd(data_dir, sample_rate=card["sample_rate"], num_samples=card["num_samples"],
+                     validation_split=_config(card, "validation_split", 0.1))
+    return data.test.waveforms, data.test.labels, data.class_names
+
+
+def _speech_commands_test(card, data_dir):
+    from zoo.data.audio import load_speech_commands
+
+    data = load_speech_commands(data_dir, sample_rate=card["sample_rate"], num_samples=card["num_samples"],
+                                validation_split=_config(card, "validation_split", 0.1),
+                                test_split=_config(card, "test_split", 0.1))
+    return data.test.waveforms, data.test.labels, data.class_names
+
+
+def _imdb_test(card, data_dir):
+    from zoo.data.text import load_imdb
+
+    data = load_imdb(data_dir)
+    return data.test_texts, data.test_labels, data.class_names
+
+
+def _translation_test(card, data_dir):
+    # The translation task's loader and splits (tasks.text.translation); references are
+    # case-folded when the model was trained to output case-folded text, as the task scores them.
+    from zoo.data.translation import load_pair
+
+    corpus = load_pair(_config(card, "pair"), data_dir, validation_split=_config(card, "validation_split", 0.05),
+                       test_split=_config(card, "test_split", 0.05))
+    references = [r.lower() if _config(card, "lowercase_target") else r for r in corpus.test.targets]
+    return corpus.test.sources, np.array(references, dtype=object), None
+
+
+TASKS = {
+    "vision.cifar10": TaskInfo(
+        short="CIFAR-10 (JPEG mirror)",
+        dataset="CIFAR-10 (Krizhevsky, 2009), the project's JPEG mirror: every image re-encoded at JPEG quality 75, "
+                "so accuracies run 1-3 points below those on the original pixels",
+        test_split="test split, 10,000 images (1,000 a class)",
+        license="distributed by its authors without a formal license; cite Krizhevsky (2009)",
+        check_examples=2000, test_data=_cifar10_test),
+    "speech.digits": TaskInfo(
+        short="FSDD",
+        dataset="Free Spoken Digit Dataset (FSDD): 3,000 recordings of the digits 0-9 by 6 speakers, 8 kHz",
+        test_split="the official test split: recordings with index 0-4, 300 clips",
+        license="CC BY-SA 4.0", test_data=_fsdd_test),
+    "speech.commands": TaskInfo(
+        short="Speech Commands v0.02, 12 labels",
+        dataset="Speech Commands v0.02 (Warden, 2018), the 12-label set, from the v0.02 test release (the only "
+                "part in the mirror), split 80/10/10 by speaker",
+        test_split="the speaker-disjoint test split of the mirror, 434 clips",
+        license="CC BY 4.0", test_data=_speech_commands_test),
+    "text.sentiment": TaskInfo(
+        short="IMDB reviews",
+        dataset="IMDB Large Movie Review Dataset (Maas et al., 2011): 25,000 training and 25,000 test reviews",
+        test_split="test split, 25,000 reviews (half positive)",
+        license="no explicit license; cite Maas et al. (2011)",
+        check_examples=2000, test_data=_imdb_test),
+    # Translation: one task, a card per language pair (`--pair`, in the run's config).
+    "text.translation:spa-eng": TaskInfo(
+        short="Tatoeba spa-eng",
+        dataset="Tatoeba Spanish-English sentence pairs (manythings.org Anki export, 116,586 pairs in the mirror), "
+                "split 90/5/5 by a hash of the source sentence",
+        test_split="the 5% test split by source hash", license="CC BY 2.0 FR (tatoeba.org, manythings.org/anki)",
+        metric="test_bleu", test_data=_translation_test, example="¿Dónde está la estación?"),
+    "text.translation:de-en": TaskInfo(
+        short="Multi30K de-en",
+        dataset="Multi30K task 1 (Elliott et al., 2016): German-English image descriptions, official splits",
+        test_split="test_2016_flickr, 1,000 sentences",
+        license="non-commercial research and educational use (derived from Flickr30K)",
+        metric="test_bleu", test_data=_translation_test, example="Ein Mann fährt mit dem Fahrrad die Straße entlang."),
+}
+
+
+def task_info(card) -> TaskInfo | None:
+    """The `TASKS` entry of a model card (or of a run's metadata with its `training` config):
+    by task and language pair, else by task."""
+    task = card.get("task")
+    return TASKS.get(f"{task}:{_config(card, 'pair')}") or TASKS.get(task)
+
+
+def check_subset(n: int, examples: int | None) -> np.ndarray:
+    """The indices of the test examples a check scores: all `n`, or `examples` of them drawn by
+    `numpy.random.default_rng(0).permutation(n)[:examples]`, sorted."""
+    if examples is None or examples >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(0).permutation(n)[:examples])
+
+
+def check_tolerance(metric: str, value: float, examples: int, of: int) -> float:
+    """How far a re-measured metric may be from the recorded one. Accuracy: 0.005 for numerical
+    differences, plus 4 binomial standard deviations when only `examples` of `of` are scored.
+    BLEU: 0.5 points on the whole split (batching can flip a rare beam-search tie)."""
+    if metric == "test_bleu":
+        if examples < of:
+            raise ZooError("A BLEU check scores the whole test split: corpus BLEU on a subset is a different number.")
+        return 0.5
+    sampling = 4 * math.sqrt(value * (1 - value) / examples) if examples < of else 0.0
+    return round(0.005 + sampling, 3)
+
+
+def evaluate(predictor: Predictor, data_dir=None, *, examples: int | None = None) -> dict:
+    """Scores an entry on its task's test split, as its card's `check` says (or on `examples`
+    test examples): accuracy for classifiers, sacreBLEU for translators.
+
+    Returns:
+        `{"metric", "value", "examples", "of"}`.
+    """
+    task = task_info(predictor.metadata)
+    if task is None or task.test_data is None:
+        raise ZooError(f"No evaluation recipe for task {predictor.metadata.get('task')!r}: add one to "
+                       "zoo.pretrained.TASKS.")
+    inputs, targets, class_names = task.test_data(predictor.metadata, data_dir)
+    check = predictor.metadata.get("check", {})
+    keep = check_subset(len(targets), examples if examples is not None else check.get("examples"))
+    if isinstance(predictor, Translator):
+        from zoo.translate import corpus_scores
+
+        hypotheses = [r["translation"] for r in predictor.predict(inputs[keep])]
+        value = corpus_scores(hypotheses, targets[keep])["bleu"]
+    else:
+        if list(class_names) != predictor.labels:
+            raise DataError(f"The test data's labels {list(class_names)} are not the model's {predictor.labels}.")
+        value = float(np.mean(predictor.probabilities(inputs[keep]).argmax(axis=1) == targets[keep]))
+    return {"metric": task.metric, "value": value, "examples": len(keep), "of": len(targets)}
