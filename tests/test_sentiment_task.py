@@ -23,7 +23,8 @@ REPO = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TOY = ["--batch-size", "16", "--no-tensorboard", "--verbose", "0", "--epochs", "6", "--learning-rate", "0.02",
        "--model-arg", "embedding_dim=8", "--model-arg", "units=(8,)", "--model-arg", "dropout=0.0",
-       "--model-arg", "embedding_dropout=0.0", "--vocab-size", "64", "--max-length", "16", "--bucket-width", "4"]
+       "--model-arg", "embedding_dropout=0.0", "--vocab-size", "64", "--bigrams", "0", "--max-length", "16",
+       "--bucket-width", "4"]
 
 
 def run_main(argv):

@@ -7,19 +7,22 @@ returns the probability that each is positive, and its label.
 
 Text is normalized in the graph (UTF-8 repair, Unicode NFKC case folding, `<br />` and other
 markup stripped, punctuation split off), split on whitespace and looked up in a vocabulary
-learned on the training split only; reviews are truncated to `--max-length` tokens, and training
-batches group reviews of similar length (`--bucket-width`) instead of padding all to the maximum.
+learned on the training split only (`--bigrams N` adds a vocabulary of the N most frequent word
+pairs: each token then also embeds the bigram it ends); reviews are truncated to `--max-length`
+tokens, and training batches group reviews of similar length (`--bucket-width`) instead of
+padding all to the maximum.
 
-    python -m tasks.text.sentiment                          # the `default` preset (2-layer BiLSTM)
-    python -m tasks.text.sentiment --preset small           # one LSTM layer, quicker
-    python -m tasks.text.sentiment --model-arg pooling=attention --epochs 3
+    python -m tasks.text.sentiment                          # `default`: BiLSTM over words and bigrams
+    python -m tasks.text.sentiment --preset words           # the same network on words only
+    python -m tasks.text.sentiment --model lstm --model-arg pooling=attention --epochs 3
 
 Offline, `--data-dir DIR` or `ZOO_DATA_DIR` points at `aclImdb/{train,test}/{neg,pos}/*.txt`;
 any Keras text folder (`train/<class>/*.txt`, `test/<class>/*.txt`) works with `--text-folder`.
 Otherwise TFDS downloads `imdb_reviews`. Killing a run and starting the same command again
 resumes it. Loading the exported model needs `import tensorflow_text` (its normalization ops).
 
-Results on the 25,000 test reviews, with the commands that produced them, are in the README.
+The `default` preset reached 90.91% accuracy on the 25,000 test reviews (41 min of training on
+a 2-core CPU shared with other jobs); `words` 88.12%. Commands and details: README, Sentiment.
 """
 
 from __future__ import annotations
@@ -58,11 +61,13 @@ class Config(TrainConfig):
 _RECIPE = dict(optimizer="adamw", learning_rate=2e-3, weight_decay=1e-2, schedule="cosine", warmup_epochs=0.5,
                batch_size=64, clipnorm=1.0, validation_split=0.1, precision="float32")
 PRESETS = {
-    "default": dict(_RECIPE, model="bilstm", epochs=4,
-                    model_kwargs={"embedding_dim": 128, "units": (64, 64), "pooling": "max", "dropout": 0.3,
-                                  "embedding_dropout": 0.2}),
-    "small": dict(_RECIPE, model="lstm", epochs=4,
-                  model_kwargs={"embedding_dim": 64, "units": (64,), "pooling": "max", "dropout": 0.3,
+    # 2 x 64-unit BiLSTM over word + bigram embeddings, max pooling: 90.91% test (README).
+    "default": dict(_RECIPE, model="bilstm", epochs=4, vocab_size=30000, bigrams=50000, max_length=800,
+                    model_kwargs={"embedding_dim": 128, "units": (64, 64), "pooling": "max", "dropout": 0.4,
+                                  "embedding_dropout": 0.3}),
+    # The same network on words only, 400 tokens: 88.12% test after 3 epochs (README).
+    "words": dict(_RECIPE, model="bilstm", epochs=3, vocab_size=20000, bigrams=0, max_length=400,
+                  model_kwargs={"embedding_dim": 128, "units": (64, 64), "pooling": "max", "dropout": 0.3,
                                 "embedding_dropout": 0.2}),
 }
 
