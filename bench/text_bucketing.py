@@ -39,8 +39,9 @@ def one_pass(model, ds):
     start = time.perf_counter()
     for x, y in ds:
         model.train_on_batch(x, y)
-        tokens += int(tf.math.count_nonzero(x))
-        slots += int(tf.size(x))
+        words = x[..., 0] if x.shape.rank == 3 else x
+        tokens += int(tf.math.count_nonzero(words))
+        slots += int(tf.size(words))
     return time.perf_counter() - start, tokens, slots
 
 
@@ -55,17 +56,21 @@ def main(argv=None):
     data = load_imdb(args.data_dir)
     texts = data.train_texts[np.random.default_rng(0).permutation(len(data.train_texts))[: args.reviews]]
     labels = data.train_labels[np.random.default_rng(0).permutation(len(data.train_texts))[: args.reviews]]
+    bigrams = (build_vocabulary(data.train_texts, vocab_size=cfg.bigrams, max_chars=cfg.max_chars, ngram=2)
+               if cfg.bigrams else None)
     tokenizer = Tokenizer(build_vocabulary(data.train_texts, vocab_size=cfg.vocab_size, max_chars=cfg.max_chars),
-                          max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars)
+                          max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars,
+                          bigram_vocabulary=bigrams)
     ids = tokenizer.tokenize_all(texts)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, TF {tf.__version__}, "
           f"Keras {keras.__version__}; preset {args.preset!r}: {cfg.model} {cfg.model_kwargs}, batch {cfg.batch_size}, "
-          f"max_length {cfg.max_length}; {len(ids)} IMDB training reviews, median {int(np.median([len(i) for i in ids]))} "
+          f"max_length {cfg.max_length}, bigrams {cfg.bigrams}; {len(ids)} IMDB training reviews, median {int(np.median([len(i) for i in ids]))} "
           "tokens")
     rates = {}
     for name, width in (("fixed padding", 0), (f"bucketing (width {cfg.bucket_width})", cfg.bucket_width)):
         keras.utils.set_random_seed(0)
-        model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, num_classes=2, **cfg.model_kwargs)
+        model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, bigram_vocab_size=tokenizer.bigram_vocab_size,
+                            num_classes=2, **cfg.model_kwargs)
         model.compile(optimizer=keras.optimizers.AdamW(1e-3),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
         ds = text_dataset(ids, labels, batch_size=cfg.batch_size, training=True, bucket_width=width,
