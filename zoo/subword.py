@@ -59,8 +59,8 @@ def learn_vocabulary(texts, *, vocab_size: int, lowercase: bool, min_count: int 
 
     Uses tensorflow-text's WordPiece learner (the algorithm behind `bert_vocab_from_dataset`) on
     the words `normalize` makes, so the vocabulary matches how `SubwordTokenizer` splits text.
-    Every character seen in `texts` gets a token (alone and as a `##` suffix), so only
-    characters never seen become `[UNK]`.
+    Every character seen in `texts` gets a token (alone and as a `##` suffix) when `vocab_size`
+    leaves room for them, so only characters never seen become `[UNK]`.
 
     Args:
         texts: the training sentences (str).

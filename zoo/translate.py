@@ -186,8 +186,9 @@ class Translator:
 
         return tf.minimum(self.max_output_length, 2 * tf.shape(source)[1] + 10)
 
-    def greedy(self, source):
-        """Greedy decoding of source ids `[batch, S]` (int32, padded with 0).
+    def greedy(self, source, encoded=None):
+        """Greedy decoding of source ids `[batch, S]` (int32, padded with 0); `encoded` is what
+        the encoder made of them, if already computed.
 
         Returns a dict: `tokens` int32 `[batch, max_output_length]` (`[END]` included, 0 after),
         `log_prob` (the sum over the tokens), `length` (tokens, `[END]` included), `attention`
@@ -196,7 +197,7 @@ class Translator:
         import tensorflow as tf
 
         batch, src_len, size = tf.shape(source)[0], tf.shape(source)[1], self.max_output_length
-        memory, keys, *states = self._encode(source)
+        memory, keys, *states = self._encode(source) if encoded is None else encoded
         mask = tf.not_equal(source, PAD_ID)
         forbidden = tf.constant(np.isin(np.arange(self.target_vocab_size), [PAD_ID, START_ID]))
 
@@ -219,7 +220,7 @@ class Translator:
                    tf.zeros([batch], tf.bool), states])
         return dict(tokens=tokens, log_prob=log_prob, length=lengths, attention=attention, steps=steps)
 
-    def beam_search(self, source, *, beam_width=None, alpha=None):
+    def beam_search(self, source, *, beam_width=None, alpha=None, encoded=None):
         """Beam search over source ids `[batch, S]`: the `beam_width` best partial translations
         by total log-probability are kept at each step (finished ones stay in the beam with their
         score); the answer is the hypothesis with the best length-penalized score (see
@@ -230,7 +231,8 @@ class Translator:
         alpha = self.alpha if alpha is None else alpha
         vocab, size = self.target_vocab_size, self.max_output_length
         batch, src_len = tf.shape(source)[0], tf.shape(source)[1]
-        memory, keys, *states = [tf.repeat(x, k, axis=0) for x in self._encode(source)]
+        encoded = self._encode(source) if encoded is None else encoded
+        memory, keys, *states = [tf.repeat(x, k, axis=0) for x in encoded]
         mask = tf.repeat(tf.not_equal(source, PAD_ID), k, axis=0)
         forbidden = tf.constant(np.isin(np.arange(vocab), [PAD_ID, START_ID]))
         # A finished hypothesis can only be followed by padding, at no cost.
@@ -276,13 +278,14 @@ class Translator:
         the length-penalized log-probability that ranked the candidates."""
         import tensorflow as tf
 
-        greedy = self.greedy(source)
+        encoded = self._encode(source)
+        greedy = self.greedy(source, encoded)
         greedy["score"] = greedy["log_prob"] / length_penalty(greedy["length"], self.alpha)
         if method == "greedy" or self.beam_width == 1:
             return greedy
         if method != "beam":
             raise ValueError(f"method must be 'greedy' or 'beam'. Received: method={method!r}")
-        beam = self.beam_search(source)
+        beam = self.beam_search(source, encoded=encoded)
         beam["score"] = beam["log_prob"] / length_penalty(beam["length"], self.alpha)
         take_beam = beam["score"] >= greedy["score"]
         out = {}
@@ -314,8 +317,11 @@ class Translator:
         import tensorflow as tf
 
         if method not in self._functions:
+            # No autograph: the loops are explicit tf.while_loops, and converting the code took
+            # half of the tracing time.
             self._functions[method] = tf.function(
-                lambda texts: self.translate(texts, method), input_signature=[tf.TensorSpec([None], tf.string)])
+                lambda texts: self.translate(texts, method), input_signature=[tf.TensorSpec([None], tf.string)],
+                autograph=False)
         return self._functions[method]
 
 
@@ -395,26 +401,28 @@ def export_translator(translator: Translator, path, *, metadata: dict, method="b
 
     spec = [tf.TensorSpec([None], tf.string, name="sentences")]
 
-    def translated(m):
-        def fn(texts):
-            out = translator.translate(texts, m)
-            tf.cond(tf.reduce_any(out["truncated"]),
-                    lambda: tf.print("warning: translation input longer than", translator.max_source_tokens - 2,
-                                     "subwords was truncated; sentences:", tf.where(out["truncated"])[:, 0],
-                                     output_stream=sys.stderr),
-                    lambda: tf.no_op())
-            return out
+    def run(m, texts):
+        # translator.function(m) is traced once (already, if the translator was evaluated): the
+        # signatures call it rather than tracing the decoding loop again.
+        out = translator.function(m)(texts)
+        tf.cond(tf.reduce_any(out["truncated"]),
+                lambda: tf.print("warning: translation input longer than", translator.max_source_tokens - 2,
+                                 "subwords was truncated; sentences:", tf.where(out["truncated"])[:, 0],
+                                 output_stream=sys.stderr),
+                lambda: tf.no_op())
+        return out
 
-        return fn
+    strings = {m: tf.function(lambda texts, m=m: run(m, texts)["translation"], input_signature=spec,
+                              autograph=False) for m in ("greedy", "beam")}
 
+    @tf.function(input_signature=spec, autograph=False)
     def details(texts):
-        out = translated(method)(texts)
+        out = run(method, texts)
         return {k: out[k] for k in ("translation", "score", "log_prob", "source_tokens", "truncated")}
 
     path = export_saved_model(
-        translator.model, path, input_signature=spec, serve_fn=lambda texts: translated(method)(texts)["translation"],
-        extra_signatures={"greedy": (lambda texts: translated("greedy")(texts)["translation"], spec),
-                          "beam": (lambda texts: translated("beam")(texts)["translation"], spec),
+        translator.model, path, input_signature=spec, serve_fn=strings[method],
+        extra_signatures={"greedy": (strings["greedy"], spec), "beam": (strings["beam"], spec),
                           "details": (details, spec)},
         metadata={**metadata, "decoding": {"serve": method, "beam_width": translator.beam_width,
                                            "length_penalty": translator.alpha,
