@@ -217,6 +217,8 @@ def test_bad_inputs_translate_without_errors(toy):
     assert all(isinstance(t, str) for t in translations[2:])
     # Outputs stop at max_output_length even for a very long input.
     assert out["tokens"].shape[1] <= translator.max_output_length
+    # An empty batch is no error either.
+    assert translator.function("greedy")(tf.constant([], tf.string))["translation"].shape == (0,)
 
 
 @pytest.mark.slow
@@ -237,6 +239,7 @@ def test_export_round_trip_in_a_fresh_process_without_zoo(toy, tmp_path):
             "greedy": [t.decode() for t in model.signatures["greedy"](sentences=texts)["output_0"].numpy()],
             "default": [t.decode() for t in model.signatures["serving_default"](sentences=texts)["output_0"].numpy()],
             "truncated": model.signatures["details"](sentences=texts)["truncated"].numpy().tolist(),
+            "empty_batch": model.serve(tf.constant([], tf.string)).numpy().tolist(),
             "zoo_imported": any(m == "zoo" or m.startswith("zoo.") for m in sys.modules),
         }}
         print("RESULT" + json.dumps(out))
@@ -249,6 +252,7 @@ def test_export_round_trip_in_a_fresh_process_without_zoo(toy, tmp_path):
     assert result["serve"] == result["default"] == expected["beam"]
     assert result["greedy"] == expected["greedy"]
     assert result["truncated"] == [False] * 6 + [True]
+    assert result["empty_batch"] == []
     assert not result["zoo_imported"]
     assert "truncated" in proc.stderr  # the long input was reported
     metadata = json.loads((path / "metadata.json").read_text())
@@ -402,3 +406,16 @@ def test_mirror_multi30k_counts(data_dir):
     assert (len(corpus.train), len(corpus.validation), len(corpus.test)) == (29_000, 1_014, 1_000)
     assert corpus.test.sources[0].startswith("Ein Mann mit einem orangefarbenen Hut")
     assert corpus.test.targets[0].startswith("A man in an orange hat")
+
+
+@pytest.mark.real_data
+def test_mirror_multi30k_references_survive_the_tokenizer_round_trip(data_dir):
+    corpus = load_pair("de-en", data_dir)
+    tokenizer = SubwordTokenizer(learn_vocabulary(corpus.train.targets, vocab_size=8000, lowercase=False),
+                                 lowercase=False)
+    assert tokenizer.vocab_size == 8000
+    references = list(corpus.test.targets)
+    ids, _ = tokenizer.tokenize(tf.constant(references))
+    back = [t.decode() for t in tokenizer.detokenize(ids).numpy()]
+    assert corpus_scores(back, references)["bleu"] >= 99.9
+    assert sum(b != r.strip() for b, r in zip(back, references)) <= 2

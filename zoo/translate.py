@@ -301,6 +301,16 @@ class Translator:
         truncation), `truncated` (bool) and, for plots, `source_ids`, `tokens` and `attention`."""
         import tensorflow as tf
 
+        texts = tf.convert_to_tensor(texts, tf.string)
+        # An empty batch gets empty outputs (the LSTMs cannot run on zero steps).
+        return tf.cond(tf.size(texts) > 0, lambda: self._translate(texts, method), lambda: dict(
+            translation=tf.zeros([0], tf.string), score=tf.zeros([0]), log_prob=tf.zeros([0]),
+            source_tokens=tf.zeros([0], tf.int32), truncated=tf.zeros([0], tf.bool),
+            source_ids=tf.zeros([0, 0], tf.int32), tokens=tf.zeros([0, 0], tf.int32), attention=tf.zeros([0, 0, 0])))
+
+    def _translate(self, texts, method):
+        import tensorflow as tf
+
         ids, truncated = self.source_tokenizer.tokenize(texts, max_tokens=self.max_source_tokens)
         source = ids.to_tensor(default_value=PAD_ID)
         out = self.decode(source, method)
