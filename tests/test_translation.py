@@ -410,6 +410,7 @@ def test_mirror_multi30k_counts(data_dir):
 
 
 @pytest.mark.real_data
+@pytest.mark.slow  # learning an 8,000-subword vocabulary: 15-60 s
 def test_mirror_multi30k_references_survive_the_tokenizer_round_trip(data_dir):
     corpus = load_pair("de-en", data_dir)
     tokenizer = SubwordTokenizer(learn_vocabulary(corpus.train.targets, vocab_size=8000, lowercase=False),
