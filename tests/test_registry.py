@@ -24,6 +24,8 @@ TOY_KWARGS = {
     "crnn": dict(conv_filters=(4,), rnn_units=(8,)),
     "lstm": dict(embedding_dim=8, units=(8,)),
     "bilstm": dict(embedding_dim=8, units=(8, 8)),
+    "luong_lstm": dict(embedding_dim=8, encoder_units=8, units=8),
+    "bahdanau_lstm": dict(embedding_dim=8, encoder_units=8, units=8),
 }
 TEXT_VOCAB = 50
 
@@ -36,7 +38,20 @@ def _toy_token_ids(rng, n, length=8):
 
 
 SPEECH_SAMPLES = 2000  # a quarter second at 8 kHz: 26 frames of 40 mel bins
-# Toy input per domain: builder kwargs, and raw (serving) inputs -> model inputs.
+SOURCE_LEN, TARGET_LEN = 7, 5  # seq2seq: source ids and decoder input ids
+
+
+def _token_ids(rng, n):
+    """[n, SOURCE_LEN + TARGET_LEN] int32: source ids padded with 0 after a random length, then
+    decoder input ids starting with [START] (2)."""
+    source = rng.integers(1, 20, size=(n, SOURCE_LEN)) * (np.arange(SOURCE_LEN) < rng.integers(2, SOURCE_LEN + 1, (n, 1)))
+    target = np.concatenate([np.full((n, 1), 2), rng.integers(1, NUM_CLASSES, size=(n, TARGET_LEN - 1))], axis=1)
+    return np.concatenate([source, target], axis=1).astype("int32")
+
+
+# Toy input per domain: builder kwargs, and raw (serving) inputs -> model inputs. Classifiers
+# output [n, NUM_CLASSES]; a domain whose outputs differ says how ("output_shape", "labels") and
+# which builder argument takes NUM_CLASSES ("classes_arg").
 TOY_INPUTS = {
     "vision": dict(
         kwargs=dict(input_shape=(16, 16, 3)),
@@ -59,6 +74,16 @@ TOY_INPUTS = {
         spec=tf.TensorSpec([None, None], tf.int32, name="tokens"),
         prepare=lambda x: x,
     ),
+    # Token ids: [source ids, decoder input ids] -> logits over the target vocabulary at each step.
+    "seq2seq": dict(
+        kwargs=dict(source_vocab_size=20),
+        classes_arg="target_vocab_size",
+        raw=_token_ids,
+        spec=tf.TensorSpec([None, SOURCE_LEN + TARGET_LEN], tf.int32, name="ids"),
+        prepare=lambda x: [x[:, :SOURCE_LEN], x[:, SOURCE_LEN:]],
+        output_shape=lambda n: (n, TARGET_LEN, NUM_CLASSES),
+        labels=lambda n: np.arange(n * TARGET_LEN).reshape(n, TARGET_LEN) % NUM_CLASSES,
+    ),
 }
 MODELS = list_models()
 
@@ -69,19 +94,20 @@ def toy(name):
         pytest.skip(f"no toy inputs for domain {domain!r} yet: add them to TOY_INPUTS in {__file__}")
     inputs = TOY_INPUTS[domain]
     keras.utils.set_random_seed(0)
-    kwargs = {**inputs["kwargs"], "num_classes": NUM_CLASSES, **TOY_KWARGS.get(name, {})}
+    kwargs = {**inputs["kwargs"], inputs.get("classes_arg", "num_classes"): NUM_CLASSES, **TOY_KWARGS.get(name, {})}
     return build_model(name, **kwargs), inputs
 
 
 def toy_batch(inputs, n=4, seed=0):
     raw = inputs["raw"](np.random.default_rng(seed), n)
-    return raw, keras.ops.convert_to_numpy(inputs["prepare"](raw))
+    return raw, keras.tree.map_structure(keras.ops.convert_to_numpy, inputs["prepare"](raw))
 
 
 def test_the_registry_has_the_vision_and_speech_models():
     assert {"seed_cnn", "resnet", "airbench"} <= set(list_models("vision"))
     assert {"speech_cnn", "ds_cnn", "crnn"} <= set(list_models("speech"))
     assert {"lstm", "bilstm"} <= set(list_models("text"))
+    assert {"luong_lstm", "bahdanau_lstm"} <= set(list_models("seq2seq"))
     assert MODELS == sorted(MODELS)
     assert list_models("no-such-domain") == []
 
@@ -92,7 +118,7 @@ def test_builds_and_outputs_float32_logits(name):
     assert isinstance(model, keras.Model)
     _, x = toy_batch(inputs, n=5)
     y = model(x, training=False)
-    assert tuple(y.shape) == (5, NUM_CLASSES)
+    assert tuple(y.shape) == inputs.get("output_shape", lambda n: (n, NUM_CLASSES))(5)
     assert y.dtype == "float32"
     assert np.all(np.isfinite(keras.ops.convert_to_numpy(y)))
 
@@ -111,7 +137,7 @@ def test_train_steps_lower_the_loss(name):
     model.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     _, x = toy_batch(inputs, n=8)
-    y = np.arange(8) % NUM_CLASSES
+    y = inputs.get("labels", lambda n: np.arange(n) % NUM_CLASSES)(8)
     before = [w.copy() for w in model.get_weights()]
     losses = [float(model.train_on_batch(x, y)) for _ in range(6)]
     assert np.all(np.isfinite(losses)), losses
@@ -146,7 +172,7 @@ def test_export_reloads_with_identical_predictions(name, tmp_path):
     model, inputs, path = toy_export(name, tmp_path / "saved_model")
     raw, x = toy_batch(inputs, n=6, seed=1)
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(x, training=False)))
-    np.testing.assert_allclose(expected.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(expected.sum(axis=-1), 1.0, atol=1e-5)
 
     loaded = tf.saved_model.load(str(path))
     np.testing.assert_allclose(loaded.serve(tf.constant(raw)).numpy(), expected, atol=1e-5)
@@ -230,6 +256,10 @@ def test_unknown_kwarg_is_named():
     ("bilstm", dict(pooling="sum"), "pooling must be one of"),
     ("bilstm", dict(recurrent_dropout=1.0), "recurrent_dropout must be in"),
     ("bilstm", dict(num_classes=1), "num_classes must be >= 2"),
+    ("luong_lstm", dict(units=0), "units must be a positive integer"),
+    ("bahdanau_lstm", dict(decoder_layers=1.5), "decoder_layers must be a positive integer"),
+    ("bahdanau_lstm", dict(target_vocab_size=1), "Vocabularies need at least 2 ids"),
+    ("luong_lstm", dict(dropout=1.0), "dropout must be in"),
 ])
 def test_builder_argument_errors(name, kwargs, message):
     with pytest.raises(ValueError, match=message):

@@ -89,3 +89,23 @@ def plot_spectrograms(spectrograms, titles, path, *, frame_seconds=None, title=N
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return Path(path)
+
+
+def plot_attention(weights, source_tokens, output_tokens, path, *, title=None):
+    """A translation's attention as a heatmap: output tokens down, source tokens across; each row
+    is where the decoder looked while writing that token (rows sum to 1)."""
+    plt = _pyplot()
+    weights = np.asarray(weights)
+    rows, cols = weights.shape
+    fig, ax = plt.subplots(figsize=(1.5 + 0.38 * cols, 1.2 + 0.34 * rows))
+    ax.imshow(weights, cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    ax.set_xticks(range(cols), source_tokens, rotation=90, fontsize=8)
+    ax.set_yticks(range(rows), output_tokens, fontsize=8)
+    ax.set_xlabel("source")
+    ax.set_ylabel("output")
+    if title:
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)

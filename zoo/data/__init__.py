@@ -1,5 +1,6 @@
 """Data sources: local directories in canonical layouts, or TFDS by name."""
 
+import hashlib
 import os
 from pathlib import Path
 
@@ -48,3 +49,19 @@ def train_val_split(x, y, validation_split, seed=0):
     val_mask = np.zeros(len(y), dtype=bool)
     val_mask[np.concatenate(val_idx)] = True
     return (x[~val_mask], y[~val_mask]), (x[val_mask], y[val_mask])
+
+
+def hash_split(key: str, validation_percent: float, test_percent: float) -> str:
+    """"train", "validation" or "test" for `key`, stable across runs and machines."""
+    percent = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 1_000_000 / 10_000
+    if percent < validation_percent:
+        return "validation"
+    if percent < validation_percent + test_percent:
+        return "test"
+    return "train"
+
+
+def check_split_fractions(validation_split, test_split):
+    if not (0 <= validation_split < 1 and 0 <= test_split < 1 and validation_split + test_split < 1):
+        raise ValueError(f"validation_split and test_split must be in [0, 1) and sum to less than 1. "
+                         f"Received: validation_split={validation_split}, test_split={test_split}")

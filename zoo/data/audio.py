@@ -16,14 +16,13 @@ Splits never depend on the order files are listed in, nor on a random seed:
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from zoo.data import resolve_data_dir
+from zoo.data import check_split_fractions, hash_split, resolve_data_dir
 from zoo.errors import DataError
 
 SPEECH_COMMANDS_LABELS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_silence_", "_unknown_")
@@ -77,27 +76,17 @@ def speaker_of(path) -> str | None:
     return name.split("_nohash_")[0] if "_nohash_" in name else None
 
 
-def hash_split(key: str, validation_percent: float, test_percent: float) -> str:
-    """"train", "validation" or "test" for `key`, stable across runs and machines."""
-    percent = int(hashlib.sha256(key.encode()).hexdigest(), 16) % 1_000_000 / 10_000
-    if percent < validation_percent:
-        return "validation"
-    if percent < validation_percent + test_percent:
-        return "test"
-    return "train"
-
-
 def split_by_speaker(files, validation_split: float, test_split: float) -> list[str]:
     """The split of each file: by speaker (all clips of a speaker together), by file name for
     files with no speaker in their name."""
-    _check_fractions(validation_split, test_split)
+    check_split_fractions(validation_split, test_split)
     return [hash_split(speaker_of(f) or Path(f).name, 100 * validation_split, 100 * test_split) for f in files]
 
 
 def fsdd_split(files, validation_split: float) -> list[str]:
     """FSDD's official split (recording index 0-4 is test); validation is `validation_split` of
     the other clips, by a hash of the file name."""
-    _check_fractions(validation_split, 0.0)
+    check_split_fractions(validation_split, 0.0)
     out = []
     for f in files:
         match = FSDD_PATTERN.match(Path(f).name)
@@ -108,12 +97,6 @@ def fsdd_split(files, validation_split: float) -> list[str]:
         else:
             out.append("validation" if hash_split(Path(f).name, 100 * validation_split, 0) == "validation" else "train")
     return out
-
-
-def _check_fractions(validation_split, test_split):
-    if not (0 <= validation_split < 1 and 0 <= test_split < 1 and validation_split + test_split < 1):
-        raise ValueError(f"validation_split and test_split must be in [0, 1) and sum to less than 1. "
-                         f"Received: validation_split={validation_split}, test_split={test_split}")
 
 
 # --- listing ----------------------------------------------------------------------------------

@@ -1,3 +1,3 @@
 """Model builders. Importing this package registers every builder with `zoo.registry`."""
 
-from zoo.models import speech, text, vision  # noqa: F401
+from zoo.models import seq2seq, speech, text, vision  # noqa: F401
