@@ -28,6 +28,7 @@ from zoo.errors import ZooError
 TASKS = ("vision.cifar10", "speech.commands", "speech.digits")
 TASK_FLAGS = ["--precision", "float32", "--jit-compile", "false", "--verbose", "0"]
 CIFAR = ["vision.cifar10", "--fix", "model=seed_cnn", "--fix", "batch_size=128", *TASK_FLAGS]
+IN_PROCESS = [*CIFAR, "--in-process"]  # quicker; the slow tests run trials in their own processes
 
 
 def run_search(argv, callbacks=()):
@@ -186,7 +187,7 @@ def test_random_search_end_to_end(tmp_path, cifar_bin, monkeypatch):
     loads = []
     monkeypatch.setattr(cifar10, "load_data", lambda cfg: loads.append(1) or cifar10.load_cifar10(cfg.data_dir))
     d = tmp_path / "search"
-    argv = [*CIFAR, "--tuner", "random", "--max-trials", 2, "--max-epochs", 1, "--subset", 0.5,
+    argv = [*IN_PROCESS, "--tuner", "random", "--max-trials", 2, "--max-epochs", 1, "--subset", 0.5,
             "--data-dir", cifar_bin.path, "--directory", d]
     result, stdout = run_search(argv)
     assert loads == [1]  # once for the whole search
@@ -257,7 +258,7 @@ class Interrupt(keras.callbacks.Callback):
 def interrupted_search(d, data, *, max_trials, max_epochs, interrupt):
     """Runs a random search until `interrupt` presses Ctrl-C; returns the command that resumes it."""
     Interrupt.trials = 0
-    argv = [*CIFAR, "--tuner", "random", "--max-trials", max_trials, "--max-epochs", max_epochs,
+    argv = [*IN_PROCESS, "--tuner", "random", "--max-trials", max_trials, "--max-epochs", max_epochs,
             "--data-dir", data.path, "--directory", d]
     with pytest.raises(KeyboardInterrupt):
         run_search(argv, callbacks=[interrupt])
@@ -294,9 +295,12 @@ def test_resume_after_an_interrupt_within_a_trial(tmp_path, cifar_bin):
 
 
 @pytest.mark.slow
-def test_a_killed_search_resumes(tmp_path, make_cifar_bin):
-    """SIGKILL in the middle of a trial (no chance to clean up), then the same command."""
-    fake = make_cifar_bin(tmp_path / "data", records_per_file=100)  # slow enough epochs to kill in between
+def test_a_killed_search_resumes(tmp_path, make_cifar_bin, capfd):
+    """SIGKILL to the search in the middle of a trial (no chance to clean up; its trial's process
+    dies with it), then the same command."""
+    import psutil
+
+    fake = make_cifar_bin(tmp_path / "data", records_per_file=200)  # slow enough epochs to kill in between
     d = tmp_path / "search"
     argv = [*CIFAR, "--tuner", "random", "--max-trials", 2, "--max-epochs", 3, "--data-dir", fake.path, "--directory", d]
     proc = subprocess.Popen([sys.executable, "-m", "tuning.search", *map(str, argv)], cwd=REPO, env=subprocess_env(),
@@ -308,19 +312,23 @@ def test_a_killed_search_resumes(tmp_path, make_cifar_bin):
             assert proc.poll() is None, f"the search ended too soon:\n{proc.stderr.read()[-3000:]}"
             assert time.monotonic() < deadline, "no epoch of the second trial finished in time"
             time.sleep(0.02)
+        trial_processes = psutil.Process(proc.pid).children(recursive=True)
         proc.send_signal(signal.SIGKILL)
     finally:
         proc.kill()
         proc.communicate()
+    assert trial_processes and not psutil.wait_procs(trial_processes, timeout=30)[1]  # none left running
     done = json.loads((d / "trial_1" / "backup" / "training_metadata.json").read_text())["epoch"]
     assert 1 <= done < 3
     first = (d / "trial_0" / "tuning.json").read_text()
 
     _, stdout = run_search(argv)
+    stdout += capfd.readouterr().out  # the trial's process writes to the file descriptor
     assert stdout.count("Running Trial") == 1
     assert f"Resuming from {d / 'trial_1' / 'backup'}: {done} of 3 epochs done." in stdout
     assert (d / "trial_0" / "tuning.json").read_text() == first
     assert [(r["status"], r["epochs"]) for r in read_rows(d)] == [("COMPLETED", "3"), ("COMPLETED", "3")]
+    assert not list(d.glob(".data-*")) and not list(d.glob("trial_*/process.pickle"))  # nothing left behind
 
 
 @pytest.mark.slow

@@ -14,15 +14,18 @@ The flags below are the search's (`--help`); every other flag is the task's own 
 command line; `--epochs` there is the length of the `--retrain-best` run. Pin a searched setting
 with `--fix NAME=VALUE` (a KerasTuner `hp.Fixed`).
 
-Killing a search and running the same command again resumes it: finished trials are kept and the
-trial that was running goes on from its last finished epoch. Several processes (or machines
-sharing the directory) can search together with KerasTuner's chief/worker mode: see the README.
+Each trial runs in a process of its own (`--in-process` runs them in this one), which reads the
+data this process loaded once. Killing a search and running the same command again resumes it:
+finished trials are kept and the trial that was running goes on from its last finished epoch.
+Several processes (or machines sharing the directory) can search together with KerasTuner's
+chief/worker mode: see the README.
 
 A task module is tunable when it defines, besides `TASK`, `Config` and `PRESETS`:
 
     search_space(hp) -> dict      config overrides (Config fields; `model_kwargs` a dict) drawn from
                                   KerasTuner hyperparameters, the same values its flags would set
-    load_data(cfg)                what all trials share, loaded once per search process
+    load_data(cfg)                what all trials share, loaded once per search process (picklable:
+                                  the trials' processes read it from a pickle)
     train_size(cfg, data) -> int  training examples before `cfg.subset` (`--subset` is a fraction of them)
     build_trial(cfg, run, data)   -> zoo.train.Experiment: the compiled model, the training and validation
                                   pipelines of `cfg` (honouring `cfg.subset`), and any callbacks that add
@@ -35,12 +38,17 @@ A task module is tunable when it defines, besides `TASK`, `Config` and `PRESETS`
 from __future__ import annotations
 
 import argparse
+import copy
+import gc
 import importlib
 import json
 import os
+import pickle
 import pkgutil
 import re
 import shlex
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -54,6 +62,7 @@ from zoo.config import _parse_value, build_parser, parse_config, to_argv
 from zoo.errors import ZooError
 from zoo.train import fit, setup_run
 
+ROOT = Path(__file__).resolve().parents[1]
 HOOKS = ("search_space", "load_data", "train_size", "build_trial")
 DEFAULT_OBJECTIVE = ("val_accuracy", "max")
 # Trials write neither TensorBoard logs nor SavedModels unless the task flags ask for them.
@@ -189,11 +198,15 @@ class TrialRecord(keras.callbacks.Callback):
         self.record["wall_time_s"] = round(self.spent + time.time() - self.start, 1)
         self.path.write_text(json.dumps(self.record, indent=1) + "\n")
 
-    def history(self) -> keras.callbacks.History:
-        history = keras.callbacks.History()
-        keys = [k for k in (self.record["history"][-1] if self.record["history"] else {}) if k != "epoch"]
-        history.history = {k: [h.get(k, float("nan")) for h in self.record["history"]] for k in keys}
-        return history
+
+
+def recorded_history(path) -> keras.callbacks.History:
+    """A trial's epochs from its `tuning.json`, as the History KerasTuner scores."""
+    epochs = json.loads(Path(path).read_text())["history"] if Path(path).exists() else []
+    history = keras.callbacks.History()
+    keys = [k for k in (epochs[-1] if epochs else {}) if k != "epoch"]
+    history.history = {k: [h.get(k, float("nan")) for h in epochs] for k in keys}
+    return history
 
 
 class TaskHyperModel(kt.HyperModel):
@@ -206,7 +219,7 @@ class TaskHyperModel(kt.HyperModel):
         super().__init__(name=task.TASK)
         self.task, self.task_argv, self.data = task, list(task_argv), data
         self.max_epochs, self.subset, self.objective = max_epochs, subset, objective
-        self.trial_dir = None  # the tuner sets it as each trial begins
+        self.trial_dir = None  # set by train_trial for each trial
         self._trial = None
 
     def overrides_argv(self, hp) -> list:
@@ -245,7 +258,68 @@ class TaskHyperModel(kt.HyperModel):
         record = TrialRecord(run.run_dir / "tuning.json", start=start, continues=hp.values.get("tuner/trial_id"))
         fit(model, experiment.train, experiment.validation, cfg, run, monitor=self.objective.name,
             extra_callbacks=[*experiment.callbacks, record, *callbacks], initial_epoch=initial_epoch, checkpoint=False)
-        return record.history()
+        return recorded_history(record.path)
+
+
+def train_trial(hypermodel, hp, *, trial_dir, checkpoint, previous=None, initial_epoch=0, callbacks=()):
+    """One trial, in whichever process runs it: the task's model and pipelines for `hp`, the
+    weights and optimizer state of the trial it continues (`previous`, Hyperband), training, and
+    the best epoch's weights kept in `checkpoint` (where a later round finds them)."""
+    keras.backend.clear_session()
+    gc.collect()
+    hypermodel.trial_dir = Path(trial_dir)
+    try:
+        model = hypermodel.build(hp)
+        if previous:
+            model.load_weights(previous)
+        best = keras.callbacks.ModelCheckpoint(checkpoint, monitor=hypermodel.objective.name, save_best_only=True,
+                                               mode=hypermodel.objective.direction, save_weights_only=True)
+        return hypermodel.fit(hp, model, callbacks=[*callbacks, best], initial_epoch=initial_epoch)
+    finally:
+        hypermodel.trial_dir = None
+
+
+def run_trial_process(hypermodel, hp, data_file, job: dict) -> keras.callbacks.History:
+    """Runs `train_trial` in a new Python process and waits for it. TensorFlow keeps part of
+    every model it has traced for the life of the process (10-20 MB a trial here, whatever
+    `clear_session` does), so a long search runs each trial in a process of its own."""
+    spec_file = Path(job["trial_dir"]) / "process.pickle"
+    spec = dict(task=hypermodel.task.TASK, task_argv=hypermodel.task_argv, max_epochs=hypermodel.max_epochs,
+                subset=hypermodel.subset, objective=[hypermodel.objective.name, hypermodel.objective.direction],
+                hp=hp.get_config(), data_file=str(data_file), job=job)
+    spec_file.write_bytes(pickle.dumps(spec))
+    code = "import sys; sys.path.insert(0, sys.argv[1]); from tuning.search import _trial_process; _trial_process(*sys.argv[2:])"
+    process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(spec_file), str(os.getpid())])
+    try:
+        exitcode = process.wait()
+    finally:
+        if process.poll() is None:  # Ctrl-C reached this process first
+            process.kill()
+            process.wait()
+        spec_file.unlink(missing_ok=True)
+    if exitcode:
+        raise RuntimeError(f"The process of trial {Path(job['trial_dir']).name} ended with exit code {exitcode}.")
+    return recorded_history(Path(job["trial_dir"]) / "tuning.json")
+
+
+def _trial_process(spec_file, parent_pid):
+    try:  # Linux: die with the search, so that a killed search leaves no trial running
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != int(parent_pid):
+            os._exit(1)
+    except (OSError, AttributeError):
+        pass
+    spec = pickle.loads(Path(spec_file).read_bytes())
+    with open(spec["data_file"], "rb") as f:
+        data = pickle.load(f)
+    hypermodel = TaskHyperModel(load_task(spec["task"]), spec["task_argv"], max_epochs=spec["max_epochs"],
+                                subset=spec["subset"], objective=kt.Objective(*spec["objective"]), data=data)
+    try:
+        train_trial(hypermodel, kt.HyperParameters.from_config(spec["hp"]), **spec["job"])
+    except KeyboardInterrupt:
+        sys.exit(130)
 
 
 class TimeLimitReached(Exception):
@@ -253,12 +327,28 @@ class TimeLimitReached(Exception):
 
 
 class _TaskTrials:
-    """What the three tuners add here: each trial knows its directory, a time limit, a pause
-    when the oracle has no trial to hand out yet, and a report after every trial."""
+    """What the three tuners add here: trials run by `train_trial`, each in a process of its own
+    unless `in_process`; a time limit; a pause when the oracle has no trial to hand out yet; a
+    report after every trial."""
 
+    in_process = False
+    data_file = None  # the data, pickled once for the trials' processes
     deadline = None  # time.monotonic() after which no trial starts
     report = None  # called with the tuner after each trial
     _asked = False
+
+    def run_trial(self, trial, *args, callbacks=(), **kwargs):
+        hp = trial.hyperparameters
+        previous = hp.values.get("tuner/trial_id")
+        job = dict(trial_dir=self.get_trial_dir(trial.trial_id), checkpoint=self._checkpoint(trial.trial_id),
+                   previous=self._checkpoint(previous) if previous else None,
+                   initial_epoch=hp.values.get("tuner/initial_epoch", 0), callbacks=copy.deepcopy(list(callbacks)))
+        if self.in_process:
+            return train_trial(self.hypermodel, hp, **job)
+        return run_trial_process(self.hypermodel, hp, self.data_file, job)
+
+    def _checkpoint(self, trial_id):
+        return os.path.join(self.get_trial_dir(trial_id), "checkpoint.weights.h5")
 
     def pre_create_trial(self):
         if self._asked:
@@ -270,11 +360,9 @@ class _TaskTrials:
     def on_trial_begin(self, trial):
         self._asked = False
         super().on_trial_begin(trial)
-        self.hypermodel.trial_dir = Path(self.get_trial_dir(trial.trial_id))
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
-        self.hypermodel.trial_dir = None
         if self.report:
             self.report(self)
 
@@ -311,6 +399,8 @@ def parse_args(argv):
     parser.add_argument("--directory", help="where the search lives (default: runs/tuning/<task>-<tuner>)")
     parser.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     parser.add_argument("--time-limit", type=float, metavar="MINUTES", help="start no trial after this many minutes")
+    parser.add_argument("--in-process", action="store_true",
+                        help="run trials in this process: quicker to start, but TensorFlow keeps 10-20 MB of each")
     parser.add_argument("--retrain-best", action="store_true",
                         help="train the best configuration on all the training data (the task's epochs), evaluate and export it")
     args, task_argv = parser.parse_known_args(argv)
@@ -348,7 +438,8 @@ def main(argv=None, *, callbacks=()) -> dict:
 
     Args:
         argv: the command line (default `sys.argv[1:]`).
-        callbacks: extra Keras callbacks for every trial, after the tuner's own.
+        callbacks: extra Keras callbacks for every trial (pickled into the trials' processes
+            unless `--in-process`).
     """
     from keras_tuner.src.distribute.utils import has_chief_oracle, is_chief_oracle
 
@@ -401,12 +492,20 @@ def main(argv=None, *, callbacks=()) -> dict:
         tuner.report = report
     if args.time_limit:
         tuner.deadline = time.monotonic() + 60 * args.time_limit
+    tuner.in_process = args.in_process
+    if not (chief or args.in_process):
+        tuner.data_file = directory / f".data-{tuner.tuner_id}.pickle"
+        with open(tuner.data_file, "wb") as f:
+            pickle.dump(hypermodel.data, f, protocol=pickle.HIGHEST_PROTOCOL)
     tuner.save()  # so that a search killed in its first trial resumes it
     try:
         tuner.search(callbacks=list(callbacks), verbose=1)
     except TimeLimitReached:
         print(f"Time limit of {args.time_limit:g} minutes reached: no further trial started. "
               f"Run the same command (with a larger --time-limit) to go on.")
+    finally:
+        if tuner.data_file:
+            tuner.data_file.unlink(missing_ok=True)
 
     if worker:
         mine = results.trials_run_by(directory, tuner.tuner_id)
