@@ -199,7 +199,6 @@ class TrialRecord(keras.callbacks.Callback):
         self.path.write_text(json.dumps(self.record, indent=1) + "\n")
 
 
-
 def recorded_history(path) -> keras.callbacks.History:
     """A trial's epochs from its `tuning.json`, as the History KerasTuner scores."""
     epochs = json.loads(Path(path).read_text())["history"] if Path(path).exists() else []
@@ -254,7 +253,7 @@ class TaskHyperModel(kt.HyperModel):
 
     def fit(self, hp, model, *args, callbacks=(), initial_epoch=0, **kwargs):
         cfg, run, experiment, start = self._trial
-        self._trial = None  # nothing of a trial outlives it: memory stays flat across trials
+        self._trial = None  # the trial's model and pipelines go with it
         record = TrialRecord(run.run_dir / "tuning.json", start=start, continues=hp.values.get("tuner/trial_id"))
         fit(model, experiment.train, experiment.validation, cfg, run, monitor=self.objective.name,
             extra_callbacks=[*experiment.callbacks, record, *callbacks], initial_epoch=initial_epoch, checkpoint=False)
