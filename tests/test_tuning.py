@@ -235,6 +235,20 @@ def test_random_search_end_to_end(tmp_path, cifar_bin, monkeypatch):
         run_search([*argv, "--max-epochs", 2])
 
 
+@pytest.mark.slow
+def test_retrain_best_trains_evaluates_and_exports(tmp_path, cifar_bin):
+    d = tmp_path / "search"
+    result, stdout = run_search([*IN_PROCESS, "--tuner", "random", "--max-trials", 1, "--max-epochs", 1, "--epochs", 2,
+                                 "--retrain-best", "--data-dir", cifar_bin.path, "--directory", d])
+    best = json.loads((d / "best.json").read_text())
+    assert best["retrain"]["epochs"] == 2 and best["retrain"]["test_examples"] == 20  # the task's --epochs, all the data
+    assert best["retrain"]["test_accuracy"] == result["best"]["retrain"]["test_accuracy"]
+    assert best["retrain_dir"] == str(d / "best")
+    assert (d / "best" / "saved_model" / "saved_model.pb").exists()
+    config = json.loads((d / "best" / "config.json").read_text())
+    assert config["config"]["subset"] is None and config["command"] == f"{best['command']} --output-dir {d / 'best'}"
+
+
 class Interrupt(keras.callbacks.Callback):
     """Ctrl-C at the start of the `trial`-th trial (counting from 1) or at the end of its epoch
     `epoch`. The count lives on the class: KerasTuner deep-copies callbacks for every trial."""
