@@ -1,1 +1,1 @@
-"""KerasTuner searches over each task's search space (`python -m tuning.search`): issue 6, not built yet."""
+"""KerasTuner searches over each task's search space: `python -m tuning.search TASK` (search.py)."""

@@ -133,6 +133,24 @@ def parse_config(cls, presets: dict, argv=None, prog=None, description=None):
     return apply_overrides(cfg, flags, "command line")
 
 
+def to_argv(overrides: dict) -> list:
+    """The command-line flags that set `overrides` (config field -> value): what `parse_config`
+    reads back into the same values. `model_kwargs` become `--model-arg KEY=VALUE` flags, which
+    add to the preset's builder arguments as typed ones do; builder arguments that are None are
+    left out (the builder's default holds)."""
+    argv = []
+    for name, value in overrides.items():
+        if name == "model_kwargs":
+            argv += [a for k, v in value.items() if v is not None for a in ("--model-arg", f"{k}={v!r}")]
+        elif isinstance(value, bool):
+            argv.append(_flag(name) if value else "--no-" + _flag(name)[2:])
+        elif value is None:
+            raise ZooError(f"{name}=None: a setting can not be unset from the command line.")
+        else:
+            argv += [_flag(name), value if isinstance(value, str) else repr(value)]
+    return argv
+
+
 def save_config(cfg, path):
     Path(path).write_text(json.dumps(dataclasses.asdict(cfg), indent=2, sort_keys=True) + "\n")
 

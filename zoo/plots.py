@@ -1,4 +1,4 @@
-"""PNG plots of a run: learning curves and confusion matrices (matplotlib, no display needed)."""
+"""PNG plots of a run: learning curves, confusion matrices, spectrograms and tuner trials (matplotlib, no display needed)."""
 
 from __future__ import annotations
 
@@ -14,6 +14,15 @@ def _pyplot():
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _save(fig, path, dpi=110):
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+    return Path(path)
 
 
 def plot_history(history: dict, path, metrics=("loss", "accuracy")):
@@ -32,10 +41,7 @@ def plot_history(history: dict, path, metrics=("loss", "accuracy")):
         ax.set_xlabel("epoch")
         ax.set_title(name.replace("_", " "))
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def confusion_matrix(y_true, y_pred, num_classes):
@@ -59,10 +65,7 @@ def plot_confusion_matrix(cm, class_names, path, title="Confusion matrix"):
         for j in range(n):
             ax.text(j, i, int(cm[i, j]), ha="center", va="center", fontsize=7,
                     color="white" if norm[i, j] > 0.5 else "black")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_spectrograms(spectrograms, titles, path, *, frame_seconds=None, title=None, columns=4):
@@ -85,10 +88,55 @@ def plot_spectrograms(spectrograms, titles, path, *, frame_seconds=None, title=N
         ax.tick_params(labelsize=7)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=100)
+
+
+def plot_trial_scores(trial_ids, scores, path, *, epochs=None, label="score", maximize=True):
+    """The score of each trial in trial order (coloured by epochs trained when they differ) and
+    the best score so far."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.25 * len(scores) + 2), 3.5))
+    x = np.arange(len(scores))
+    if len(scores):
+        best = np.maximum.accumulate(scores) if maximize else np.minimum.accumulate(scores)
+        ax.plot(x, best, color="gray", lw=1, label="best so far")
+        several = epochs is not None and len(set(epochs)) > 1
+        points = ax.scatter(x, scores, zorder=3, **({"c": epochs, "cmap": "viridis"} if several else {}))
+        if several:
+            fig.colorbar(points, ax=ax, label="epochs")
+        ax.set_xticks(x, trial_ids, rotation=90 if len(x) > 15 else 0, fontsize=7)
+        ax.legend(loc="best", fontsize=8)
+    ax.set_xlabel("trial")
+    ax.set_ylabel(label)
+    ax.set_title(f"{label} per trial")
+    ax.grid(alpha=0.3)
+    return _save(fig, path)
+
+
+def plot_scatter_panels(panels, path, *, ylabel, title=None):
+    """One panel per `(name, xs, ys)`: numbers as a scatter (log axis when they are positive and
+    span two decades), anything else as one column per distinct value. `None` xs are left out."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(3.6 * max(1, len(panels)), 3.3), squeeze=False)
+    for ax, (name, xs, ys) in zip(axes[0], panels):
+        pairs = [(x, y) for x, y in zip(xs, ys) if x is not None]
+        xs, ys = [x for x, _ in pairs], [y for _, y in pairs]
+        if all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in xs):
+            ax.scatter(xs, ys)
+            if xs and min(xs) > 0 and max(xs) >= 100 * min(xs):
+                ax.set_xscale("log")
+        else:
+            names = sorted({str(x) for x in xs})
+            ax.scatter([names.index(str(x)) for x in xs], ys)
+            ax.set_xticks(range(len(names)), names)
+        ax.set_title(name, fontsize=9)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+    if not panels:
+        axes[0][0].axis("off")
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
 
 
 def plot_attention(weights, source_tokens, output_tokens, path, *, title=None):
@@ -105,7 +153,4 @@ def plot_attention(weights, source_tokens, output_tokens, path, *, title=None):
     ax.set_ylabel("output")
     if title:
         ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path, dpi=100)

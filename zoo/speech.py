@@ -2,7 +2,9 @@
 training, evaluation (metrics, confusion matrix, spectrogram PNGs) and the waveform/WAV export.
 
 A task parses its config, sets up the run, loads its corpus into `zoo.data.audio.AudioData` and
-hands over to `train_speech_classifier` (see tasks/speech/commands.py and digits.py).
+hands over to `train_speech_classifier` (see tasks/speech/commands.py and digits.py). The
+tuner's hooks (tuning/search.py) reuse the same pipelines and model: `speech_search_space`,
+`speech_train_size` and `build_speech_trial`.
 """
 
 from __future__ import annotations
@@ -42,6 +44,18 @@ def speech_datasets(cfg, data):
     return train_ds, val_ds, test_ds, len(train)
 
 
+def speech_model(cfg, run, data, n_train: int):
+    """The model of `cfg` for `data`'s labels, rate and clip length, compiled."""
+    from zoo.registry import build_model
+    from zoo.train import compile_classifier
+
+    with run.strategy.scope():
+        model = build_model(cfg.model, num_classes=len(data.class_names), sample_rate=data.sample_rate,
+                            num_samples=data.num_samples, **cfg.model_kwargs)
+        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
+    return model
+
+
 def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
     """Builds, trains, evaluates and exports a speech model on `data`; returns the metrics.
 
@@ -62,8 +76,7 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
     from zoo.export import export_saved_model
     from zoo.models.speech import spectrogram_examples
     from zoo.plots import plot_spectrograms
-    from zoo.registry import build_model
-    from zoo.train import compile_classifier, export_metadata, train
+    from zoo.train import export_metadata, train
 
     # Data
     train_ds, val_ds, test_ds, n_train = speech_datasets(cfg, data)
@@ -71,10 +84,7 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
           f"{len(data.class_names)} labels, {data.sample_rate} Hz, {data.num_samples} samples a clip.")
 
     # Model
-    with run.strategy.scope():
-        model = build_model(cfg.model, num_classes=len(data.class_names), sample_rate=data.sample_rate,
-                            num_samples=data.num_samples, **cfg.model_kwargs)
-        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
+    model = speech_model(cfg, run, data, n_train)
 
     # Train
     history, metrics = train(model, train_ds, val_ds, cfg, run, task=task, dataset=data.source)
@@ -112,3 +122,48 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
                                "noise_volume": cfg.noise_volume, "note": "training only; the spectrogram is in the model"}))
         print(f"SavedModel: {path}")
     return metrics
+
+
+# --- tuning ----------------------------------------------------------------------------------
+
+
+def speech_search_space(hp, *, default_model, noise=True) -> dict:
+    """The speech tasks' search space, as config overrides: the model and its size, dropout,
+    SpecAugment time masks, learning rate, weight decay, label smoothing, batch size, time shifts
+    and, with `noise`, background-noise mixing."""
+    model = hp.Choice("model", ["ds_cnn", "crnn", "speech_cnn"], default=default_model)
+    with hp.conditional_scope("model", ["ds_cnn"]):
+        filters, blocks = hp.Int("filters", 64, 192, step=32, default=128), hp.Int("blocks", 3, 5, default=4)
+    with hp.conditional_scope("model", ["crnn"]):
+        units = hp.Choice("rnn_units", [64, 96, 128], default=96)
+    with hp.conditional_scope("model", ["speech_cnn"]):
+        width = hp.Choice("width", [16, 32, 48], default=32)
+    if model == "ds_cnn":
+        model_kwargs = {"filters": filters, "blocks": blocks}
+    elif model == "crnn":
+        model_kwargs = {"rnn_units": (units, units)}
+    else:
+        model_kwargs = {"widths": (width, 2 * width, 4 * width)}
+    model_kwargs.update(dropout=hp.Float("dropout", 0.0, 0.4, step=0.1, default=0.2),
+                        time_masks=hp.Int("time_masks", 0, 3, default=2))
+    out = dict(model=model, model_kwargs=model_kwargs,
+               learning_rate=hp.Float("learning_rate", 5e-4, 1e-2, sampling="log", default=3e-3),
+               weight_decay=hp.Float("weight_decay", 1e-3, 1e-1, sampling="log", default=1e-2),
+               label_smoothing=hp.Float("label_smoothing", 0.0, 0.2, step=0.1, default=0.1),
+               batch_size=hp.Choice("batch_size", [32, 64, 128], default=64),
+               time_shift_ms=hp.Choice("time_shift_ms", [0.0, 50.0, 100.0, 150.0], default=100.0))
+    if noise:
+        out["noise_prob"] = hp.Float("noise_prob", 0.0, 0.8, step=0.2, default=0.8)
+    return out
+
+
+def speech_train_size(cfg, data) -> int:
+    return len(data.train)
+
+
+def build_speech_trial(cfg, run, data):
+    """One tuner trial: the training and validation pipelines and the compiled model."""
+    from zoo.train import Experiment
+
+    train_ds, val_ds, _, n_train = speech_datasets(cfg, data)
+    return Experiment(speech_model(cfg, run, data, n_train), train_ds, val_ds)

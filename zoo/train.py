@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import keras
 
@@ -30,6 +31,17 @@ class Run:
     jit_compile: bool
     chief: bool
     command: str | None = None
+
+
+class Experiment(NamedTuple):
+    """One training run as a task builds it: a compiled model, its training and validation
+    pipelines, and callbacks its objective needs (one that adds `val_bleu` to the logs, say).
+    A task's `build_trial` returns it to the tuner (tuning/search.py)."""
+
+    model: object
+    train: object
+    validation: object
+    callbacks: tuple = ()
 
 
 def package_versions() -> dict:
@@ -122,24 +134,32 @@ def export_metadata(run: Run, metrics: dict, **fields) -> dict:
             "command": run.command, "versions": package_versions()}
 
 
-def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra_callbacks=()):
+def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra_callbacks=(), initial_epoch=0,
+        checkpoint=True):
     """`model.fit` with the standard callbacks; resumes from `run_dir/backup` if it exists.
 
-    Returns the whole history (earlier, resumed epochs included) as a dict of lists.
+    Args:
+        monitor: the metric the best checkpoint and early stopping follow.
+        extra_callbacks: run after the standard ones (so an epoch is backed up before they see it).
+        initial_epoch: epochs the model has already been trained (a tuner trial that continues
+            another one); it trains up to `cfg.epochs` in all.
+        checkpoint: keep the best weights in `run_dir/best.weights.h5` (on the chief).
+
+    Returns the whole history of this run (earlier, resumed epochs included) as a dict of lists.
     """
     patch_keras_for_multiworker(model, run.strategy)
     done = resumed_epoch(run.run_dir) if cfg.resume else 0
-    trim_history(run.run_dir / "history.csv", done)
+    trim_history(run.run_dir / "history.csv", max(done - initial_epoch, 0))
     if done:
         print(f"Resuming from {backup_dir(run.run_dir)}: {done} of {cfg.epochs} epochs done.")
     callbacks = standard_callbacks(
         run.run_dir, monitor=monitor if val_ds is not None else "loss",
         early_stopping_patience=cfg.early_stopping_patience, tensorboard=cfg.tensorboard and run.chief,
-        checkpoint=run.chief)
+        checkpoint=checkpoint and run.chief)
     verbose = {"auto": 1 if sys.stdout.isatty() else 2}.get(cfg.verbose, None)
     verbose = int(cfg.verbose) if verbose is None else verbose
-    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, callbacks=[*callbacks, *extra_callbacks], shuffle=False,
-              verbose=verbose)
+    model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
+              callbacks=[*callbacks, *extra_callbacks], shuffle=False, verbose=verbose)
     return read_history(run.run_dir / "history.csv")
 
 

@@ -29,7 +29,8 @@ from dataclasses import dataclass
 
 from zoo.config import SpeechConfig, option, parse_config
 from zoo.data.audio import load_speech_commands
-from zoo.speech import check_speech_config, train_speech_classifier
+from zoo.speech import (build_speech_trial, check_speech_config, speech_search_space, speech_train_size,
+                        train_speech_classifier)
 from zoo.train import setup_run
 
 TASK = "speech.commands"
@@ -59,14 +60,26 @@ PRESETS = {
 }
 
 
+def load_data(cfg):
+    return load_speech_commands(cfg.data_dir, sample_rate=cfg.sample_rate, num_samples=cfg.num_samples,
+                                validation_split=cfg.validation_split, test_split=cfg.test_split)
+
+
 def main(argv=None) -> dict:
     """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.speech.commands", description=__doc__.split("\n")[0])
     check_speech_config(cfg)
     run = setup_run(cfg, TASK, argv)
-    data = load_speech_commands(cfg.data_dir, sample_rate=cfg.sample_rate, num_samples=cfg.num_samples,
-                                validation_split=cfg.validation_split, test_split=cfg.test_split)
+    data = load_data(cfg)
     return train_speech_classifier(cfg, run, data, task=TASK, corpus="Speech Commands")
+
+
+# Tuning (`python -m tuning.search speech.commands`; the hooks are described in tuning/search.py).
+train_size, build_trial = speech_train_size, build_speech_trial
+
+
+def search_space(hp) -> dict:
+    return speech_search_space(hp, default_model="ds_cnn", noise=True)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ Trains a convolutional network on CIFAR-10 (50,000 training and 10,000 test imag
     python -m tasks.vision.cifar10 --preset fast      # CPU time-to-accuracy
     python -m tasks.vision.cifar10 --preset seed      # the article's recipe, the baseline
     python -m tasks.vision.cifar10 --model resnet --model-arg depth=56 --epochs 30
+    python -m tuning.search vision.cifar10 --preset fast --tuner hyperband   # search around `fast`
 
 Offline, `--data-dir DIR` or `ZOO_DATA_DIR` points at `cifar-10-batches-bin/`,
 `cifar-10-batches-py/` or `train/<class>/` + `test/<class>/` image folders; otherwise TFDS
@@ -28,7 +29,7 @@ from zoo.config import TrainConfig, option, parse_config
 from zoo.data.images import load_cifar10, train_val_split
 from zoo.errors import ZooError
 from zoo.registry import build_model, list_models
-from zoo.train import compile_classifier, export_metadata, setup_run, train
+from zoo.train import Experiment, compile_classifier, export_metadata, setup_run, train
 
 TASK = "vision.cifar10"
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -69,6 +70,11 @@ PRESETS = {
 }
 
 
+def load_data(cfg):
+    """CIFAR-10 from `cfg.data_dir` (else ZOO_DATA_DIR, else TFDS)."""
+    return load_cifar10(cfg.data_dir)
+
+
 def make_datasets(cfg, data):
     """Train/validation split of the training set and the three pipelines."""
     from zoo.pipeline import image_dataset
@@ -84,6 +90,20 @@ def make_datasets(cfg, data):
     return train, val, test, (x_train, y_val)
 
 
+def make_model(cfg, run, data, x_train):
+    """The model of `cfg`, its stem whitened on `x_train` if `cfg.whiten`, compiled."""
+    from zoo.models.vision import init_patch_whitening
+    from zoo.pipeline import normalize_images
+
+    with run.strategy.scope():
+        model = build_model(cfg.model, num_classes=len(data.class_names), input_shape=data.x_train.shape[1:],
+                            **cfg.model_kwargs)
+        if cfg.whiten:
+            init_patch_whitening(model, normalize_images(x_train[:5000], cfg.mean, cfg.std).numpy())
+        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(len(x_train) / cfg.batch_size)))
+    return model
+
+
 def main(argv=None) -> dict:
     """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
     import keras
@@ -91,7 +111,7 @@ def main(argv=None) -> dict:
 
     from zoo.evaluate import evaluate_classifier, write_classification_report
     from zoo.export import export_saved_model
-    from zoo.models.vision import init_patch_whitening, with_flip_tta
+    from zoo.models.vision import with_flip_tta
     from zoo.pipeline import normalize_images
 
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.vision.cifar10", description=__doc__.split("\n")[0])
@@ -100,18 +120,12 @@ def main(argv=None) -> dict:
     run = setup_run(cfg, TASK, argv)
 
     # Data
-    data = load_cifar10(cfg.data_dir)
+    data = load_data(cfg)
     train_ds, val_ds, test_ds, (x_train, y_val) = make_datasets(cfg, data)
-    n_train = len(x_train)
-    print(f"Data: {data.source}; {n_train} train, {len(y_val)} validation, {len(data.y_test)} test images.")
+    print(f"Data: {data.source}; {len(x_train)} train, {len(y_val)} validation, {len(data.y_test)} test images.")
 
     # Model
-    with run.strategy.scope():
-        model = build_model(cfg.model, num_classes=len(data.class_names), input_shape=data.x_train.shape[1:],
-                            **cfg.model_kwargs)
-        if cfg.whiten:
-            init_patch_whitening(model, normalize_images(x_train[:5000], cfg.mean, cfg.std).numpy())
-        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
+    model = make_model(cfg, run, data, x_train)
 
     # Train
     history, metrics = train(model, train_ds, val_ds, cfg, run, task=TASK, dataset=data.source)
@@ -149,6 +163,57 @@ def main(argv=None) -> dict:
             ))
         print(f"SavedModel: {path}")
     return metrics
+
+
+# Tuning: `python -m tuning.search vision.cifar10` searches this space with the data, pipelines
+# and model above (the hooks are described in tuning/search.py).
+
+OBJECTIVE = ("val_accuracy", "max")
+
+
+def search_space(hp) -> dict:
+    """Settings to search, as config overrides; the defaults are the `fast` preset's recipe."""
+    model = hp.Choice("model", ["airbench", "resnet", "seed_cnn"])
+    with hp.conditional_scope("model", ["airbench"]):
+        width = hp.Choice("width", [32, 48, 64, 96], default=64)  # the three groups: width, 4 x width, 4 x width
+    with hp.conditional_scope("model", ["resnet"]):
+        depth, resnet_width = hp.Choice("depth", [20, 32, 44]), hp.Choice("resnet_width", [16, 32])
+    with hp.conditional_scope("model", ["airbench", "resnet"]):
+        dropout = hp.Float("dropout", 0.0, 0.3, step=0.1)
+    if model == "airbench":
+        model_kwargs = {"widths": (width, 4 * width, 4 * width), "dropout": dropout}
+    elif model == "resnet":
+        model_kwargs = {"depth": depth, "width": resnet_width, "dropout": dropout}
+    else:
+        model_kwargs = {}
+    optimizer = hp.Choice("optimizer", ["nesterov", "adamw"])
+    with hp.conditional_scope("optimizer", ["nesterov"]):
+        sgd_lr = hp.Float("learning_rate", 0.05, 1.0, sampling="log", default=0.4)
+    with hp.conditional_scope("optimizer", ["adamw"]):
+        adam_lr = hp.Float("adam_learning_rate", 3e-4, 1e-2, sampling="log", default=2e-3)
+    schedule = hp.Choice("schedule", ["onecycle", "cosine"])
+    with hp.conditional_scope("schedule", ["onecycle"]):
+        pct_start = hp.Float("pct_start", 0.1, 0.4, step=0.05, default=0.25)
+    return dict(
+        model=model, model_kwargs=model_kwargs, whiten=model == "airbench", optimizer=optimizer,
+        learning_rate=sgd_lr if optimizer == "nesterov" else adam_lr,
+        weight_decay=hp.Float("weight_decay", 5e-4, 2e-2, sampling="log", default=5e-3),
+        schedule=schedule, **({"pct_start": pct_start} if schedule == "onecycle" else {}),
+        label_smoothing=hp.Float("label_smoothing", 0.0, 0.3, step=0.1, default=0.2),
+        batch_size=hp.Choice("batch_size", [128, 256, 512], default=256),
+        crop_padding=hp.Int("crop_padding", 0, 4, default=2),
+        cutout=hp.Choice("cutout", [0, 8, 12, 16]),
+    )
+
+
+def train_size(cfg, data) -> int:
+    """Training images after the validation split: the tuner's `--subset` is a fraction of them."""
+    return len(train_val_split(data.y_train, data.y_train, cfg.validation_split, cfg.seed)[0][1])
+
+
+def build_trial(cfg, run, data) -> Experiment:
+    train_ds, val_ds, _, (x_train, _) = make_datasets(cfg, data)
+    return Experiment(make_model(cfg, run, data, x_train), train_ds, val_ds)
 
 
 if __name__ == "__main__":
