@@ -158,7 +158,7 @@ def main(argv=None) -> dict:
         tokenize_all(source_tokenizer, train_split.sources), tokenize_all(target_tokenizer, train_split.targets),
         batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, **limits)
     if n_train < len(train_split):
-        print(f"Left out {len(train_split) - n_train} training pairs longer than {cfg.max_source_tokens} source or "
+        print(f"Left out {len(train_split) - n_train} training pair(s) longer than {cfg.max_source_tokens} source or "
               f"{cfg.max_target_tokens} target subwords.")
     val_ds = None
     if len(corpus.validation):
