@@ -206,3 +206,14 @@ def test_bigram_features_train_and_export(corpus, tmp_path):
     data = load_text_folder(corpus)
     p = model.serve(tf.constant(list(data.test_texts)))["probability"].numpy()
     assert np.mean((p > 0.5) == data.test_labels) == pytest.approx(metrics["test_accuracy"])
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_one_short_epoch_on_a_subset_of_imdb_beats_chance(data_dir, tmp_path):
+    metrics, _ = run_main(["--data-dir", str(data_dir), "--output-dir", str(tmp_path / "run"), "--subset", "3000",
+                           "--epochs", "1", "--bigrams", "0", "--vocab-size", "5000", "--max-length", "200",
+                           "--batch-size", "32", "--learning-rate", "0.005", "--model-arg", "embedding_dim=32",
+                           "--model-arg", "units=(16,)", "--no-export", "--no-tensorboard", "--verbose", "0"])
+    assert metrics["test_examples"] == 25000
+    assert metrics["test_accuracy"] > 0.6, metrics  # chance is 0.5: the two classes are balanced
