@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
-import tensorflow_text  # noqa: E402,F401  (registers the tokenizer ops the SavedModel uses)
+import tensorflow_text  # noqa: E402  (registers the tokenizer ops the SavedModel uses)
 
 FALLBACK = ["Ein Mann fährt Fahrrad.", "Zwei Hunde spielen im Schnee.",
             "Eine Frau in einem roten Kleid steht vor einem Gebäude und wartet auf den Bus."]
@@ -59,7 +59,7 @@ def main(argv=None):
     lines = [f"{time.strftime('%Y-%m-%d %H:%M')}  {path}  ({metadata.get('pair', '?')}, {metadata.get('model', '?')}, "
              f"{metadata.get('parameters', 0):,} parameters, beam width {decoding.get('beam_width', '?')}, "
              f"length penalty {decoding.get('length_penalty', '?')})",
-             f"TensorFlow {tf.__version__}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
+             f"TensorFlow {tf.__version__}, tensorflow-text {tensorflow_text.__version__}, {os.cpu_count()} CPUs ({platform.processor() or platform.machine()}), "
              f"load {load_s:.1f} s; one sentence a call, {len(sentences)} calls after 3 warm-up, from {source}"]
     details = model.signatures["details"]
     lengths = [int(details(sentences=tf.constant([s]))["source_tokens"].numpy()[0]) for s in sentences[:20]]
