@@ -481,6 +481,7 @@ def main(argv=None, *, callbacks=()) -> dict:
         tuner = TUNERS[args.tuner](max_trials=args.max_trials, **tuner_kwargs)
     command = shlex.join(["python", "-m", "tuning.search", *(sys.argv[1:] if argv is None else argv)])
     if not worker:
+        directory.mkdir(parents=True, exist_ok=True)  # KerasTuner's --overwrite removed it
         (directory / "search.json").write_text(json.dumps({"settings": settings, "command": command}, indent=2) + "\n")
     tuner.search_space_summary()
 
