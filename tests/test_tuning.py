@@ -230,9 +230,11 @@ def test_random_search_end_to_end(tmp_path, cifar_bin, monkeypatch):
     assert {p: p.stat().st_mtime_ns for p in d.glob("trial_*/history.csv")} == before
     assert len(read_rows(d)) == 2
 
-    # Another search in the same directory is refused.
+    # Another search in the same directory is refused, unless it overwrites it.
     with pytest.raises(ZooError, match=r"holds a search with other settings \(max_epochs: 1, now 2\)"):
         run_search([*argv, "--max-epochs", 2])
+    run_search([*argv, "--max-trials", 1, "--overwrite"])
+    assert [r["trial_id"] for r in read_rows(d)] == ["0"] and not (d / "trial_1").exists()
 
 
 @pytest.mark.slow

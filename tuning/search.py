@@ -280,7 +280,7 @@ def train_trial(hypermodel, hp, *, trial_dir, checkpoint, previous=None, initial
 
 def run_trial_process(hypermodel, hp, data_file, job: dict) -> keras.callbacks.History:
     """Runs `train_trial` in a new Python process and waits for it. TensorFlow keeps part of
-    every model it has traced for the life of the process (10-20 MB a trial here, whatever
+    every model it has traced for the life of the process (10-30 MB a trial here, whatever
     `clear_session` does), so a long search runs each trial in a process of its own."""
     spec_file = Path(job["trial_dir"]) / "process.pickle"
     spec = dict(task=hypermodel.task.TASK, task_argv=hypermodel.task_argv, max_epochs=hypermodel.max_epochs,
@@ -399,7 +399,7 @@ def parse_args(argv):
     parser.add_argument("--overwrite", action="store_true", help="start over instead of resuming")
     parser.add_argument("--time-limit", type=float, metavar="MINUTES", help="start no trial after this many minutes")
     parser.add_argument("--in-process", action="store_true",
-                        help="run trials in this process: quicker to start, but TensorFlow keeps 10-20 MB of each")
+                        help="run trials in this process: quicker to start, but TensorFlow keeps 10-30 MB of each")
     parser.add_argument("--retrain-best", action="store_true",
                         help="train the best configuration on all the training data (the task's epochs), evaluate and export it")
     args, task_argv = parser.parse_known_args(argv)
@@ -481,6 +481,7 @@ def main(argv=None, *, callbacks=()) -> dict:
         tuner = TUNERS[args.tuner](max_trials=args.max_trials, **tuner_kwargs)
     command = shlex.join(["python", "-m", "tuning.search", *(sys.argv[1:] if argv is None else argv)])
     if not worker:
+        directory.mkdir(parents=True, exist_ok=True)  # KerasTuner's --overwrite removed it
         (directory / "search.json").write_text(json.dumps({"settings": settings, "command": command}, indent=2) + "\n")
     tuner.search_space_summary()
 
