@@ -8,7 +8,7 @@ import pytest
 import tensorflow as tf
 
 import zoo
-from zoo.export import export_saved_model, round_weights
+from zoo.export import export_saved_model, reduce_precision, round_weights
 from zoo.models.vision import with_flip_tta
 from zoo.pipeline import normalize_images
 from zoo.registry import build_model, builder_arguments, list_models, model_domain, register_model
@@ -201,6 +201,35 @@ def test_export_can_store_the_weights_in_float16(name, tmp_path):
     expected = keras.ops.convert_to_numpy(keras.ops.softmax(round_weights(model, "float16")(x, training=False)))
     loaded = tf.saved_model.load(str(path))
     np.testing.assert_allclose(loaded.serve(tf.constant(raw)).numpy(), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_export_can_store_embedding_and_dense_layers_in_int8(name, tmp_path):
+    model, inputs = toy(name)
+    raw, x = toy_batch(inputs, n=6, seed=1)
+    before = keras.ops.convert_to_numpy(model(x, training=False))
+    reduce_precision(model, "int8")
+    quantized = {v.path for v in model.variables if v.dtype == "int8"}
+    assert quantized, "every registered model ends in a Dense layer"
+    prepare = inputs["prepare"]
+    path = export_saved_model(model, tmp_path / "saved_model", input_signature=[inputs["spec"]],
+                              serve_fn=lambda r: keras.ops.softmax(model(prepare(r), training=False)),
+                              metadata={}, weights_dtype="int8")
+    stored = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_dtype_map()
+    assert sum(d.name == "int8" for d in stored.values()) == len(quantized)
+    assert json.loads((path / "metadata.json").read_text())["weights_dtype"] == "int8"
+    assert disallowed_ops(path) == {}
+    # The SavedModel computes what the quantized model computes, and that is close to the original.
+    after = keras.ops.convert_to_numpy(model(x, training=False))
+    loaded = tf.saved_model.load(str(path))
+    np.testing.assert_allclose(loaded.serve(tf.constant(raw)).numpy(), keras.ops.softmax(after), atol=1e-5)
+    assert np.max(np.abs(after - before)) < 0.05 * max(1.0, np.max(np.abs(before)))
+
+
+def test_int8_export_refuses_a_model_that_was_not_quantized(tmp_path):
+    with pytest.raises(ValueError, match="needs a quantized model"):
+        toy_export("seed_cnn", tmp_path / "saved_model", weights_dtype="int8")
+    assert not (tmp_path / "saved_model").exists()
 
 
 def test_flip_tta_averages_the_logits_of_an_image_and_its_mirror():

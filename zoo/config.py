@@ -61,7 +61,9 @@ class TrainConfig:
     tensorboard: bool = option(True, "write TensorBoard logs")
     export: bool = option(True, "export a SavedModel at the end")
     export_weights: str = option("float32", "dtype the SavedModel stores the weights in (float16: half the size; "
-                                            "evaluation then uses the rounded weights)", ("float32", "float16"))
+                                            "int8: Embedding and Dense layers quantized by Keras' Model.quantize, "
+                                            "a quarter; evaluation then uses the stored weights)",
+                                 ("float32", "float16", "int8"))
     verbose: str = option("auto", "Keras fit verbosity: auto, 0, 1 or 2", ("auto", "0", "1", "2"))
     weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
 

@@ -33,7 +33,8 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         track: resources `serve_fn` uses besides Keras variables (lookup tables, `tf.Module`s
             holding them), so that the SavedModel stores them.
         weights_dtype: "float16" stores the model's float32 weights rounded to float16, half the
-            size (`stored_weights`); computation stays float32.
+            size (`stored_weights`); computation stays float32. "int8" records that the model was
+            quantized (`reduce_precision(model, "int8")`): its int8 variables are stored as they are.
 
     Raises:
         ValueError: if a signature's graph uses cuDNN-only ops (a SavedModel traced on a GPU
@@ -44,7 +45,11 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         # Trace RNNs with the kernels every device has: a model trained on a GPU still loads on a CPU.
         portable_rnns(model)
         archive = keras.export.ExportArchive()
-        if weights_dtype != "float32":
+        if weights_dtype == "int8":
+            if not any(v.dtype == "int8" for v in model.variables):
+                raise ValueError("weights_dtype='int8' needs a quantized model: call reduce_precision(model, 'int8') "
+                                 "first (the model has no Embedding or Dense layer to quantize).")
+        elif weights_dtype != "float32":
             store, reading = stored_weights(model, weights_dtype)
             track = (*track, store)
             serve_fn = reading(serve_fn)
@@ -99,6 +104,24 @@ def stored_weights(model, dtype: str):
         return wrapped
 
     return store, reading
+
+
+def reduce_precision(model, dtype: str):
+    """Gives `model` in place the weights a SavedModel exported with `weights_dtype=dtype` stores:
+    float16 rounds every float32 weight (`round_weights`); int8 quantizes the Embedding and Dense
+    layers with Keras' `Model.quantize("int8")` (int8 values with a float32 scale per output
+    channel or embedding row; other layers stay float32)."""
+    import warnings
+
+    if dtype == "int8":
+        with warnings.catch_warnings():
+            # One warning per layer Keras cannot quantize (LSTM cells, pooling...): they stay float32.
+            warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+            model.quantize("int8")
+        return model
+    if dtype != "float32":
+        round_weights(model, dtype)
+    return model
 
 
 def round_weights(model, dtype: str):

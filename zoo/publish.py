@@ -92,7 +92,10 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
     measured = "by the training command's evaluation of the trained model on the whole test split"
     if (run.get("preprocessing") or {}).get("tta"):
         measured += f", with {run['preprocessing']['tta']} test-time augmentation (inside the SavedModel too)"
-    if run.get("weights_dtype", "float32") != "float32":
+    if run.get("weights_dtype") == "int8":
+        measured += (", with the Embedding and Dense layers quantized to int8 (Keras Model.quantize) as the "
+                     "SavedModel stores them")
+    elif run.get("weights_dtype", "float32") != "float32":
         measured += f", with the weights rounded to {run['weights_dtype']} as the SavedModel stores them"
     if metrics.get("test_decoding"):
         measured += f", {metrics['test_decoding']} decoding (the SavedModel's `serve`), sacreBLEU defaults"

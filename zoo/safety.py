@@ -42,8 +42,8 @@ ALLOWED_OPS = frozenset({
     "ReverseV2", "Select", "SelectV2", "Shape", "Size", "Slice", "Split", "SplitV", "Squeeze", "StopGradient",
     "StridedSlice", "Tile", "TopKV2", "Transpose", "Unpack", "Where", "ZerosLike",
     # neural network layers
-    "BatchMatMulV2", "BiasAdd", "Conv2D", "DepthwiseConv2dNative", "LogSoftmax", "MatMul", "MaxPool", "Relu",
-    "Sigmoid", "Softmax", "Tanh",
+    "BatchMatMulV2", "BatchMatMulV3", "BiasAdd", "Conv2D", "DepthwiseConv2dNative", "LogSoftmax", "MatMul", "MaxPool",
+    "Relu", "Sigmoid", "Softmax", "Tanh",
     # signal processing (the log-mel front end) and WAV decoding from bytes
     "DecodeWav", "RFFT",
     # control flow, function calls, lists, assertions

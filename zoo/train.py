@@ -186,11 +186,12 @@ def train(model, train_ds, val_ds, cfg, run: Run, *, task: str, dataset: str):
     if run.chief and cfg.epochs > 0:
         model.save_weights(run.run_dir / "model.weights.h5")
     if cfg.export_weights != "float32":
-        from zoo.export import round_weights
+        from zoo.export import reduce_precision
 
         # Evaluate what the SavedModel will store (model.weights.h5 above keeps full precision).
-        round_weights(model, cfg.export_weights)
-        print(f"Weights rounded to {cfg.export_weights} for evaluation and export.")
+        reduce_precision(model, cfg.export_weights)
+        print(f"Weights {'quantized' if cfg.export_weights == 'int8' else 'rounded'} to {cfg.export_weights} for "
+              "evaluation and export.")
     metrics = {"task": task, "model": cfg.model, "preset": cfg.preset, "epochs": len(history.get("loss", [])),
                "train_time_s": round(train_time, 1), "parameters": int(model.count_params()), "dataset": dataset}
     return history, metrics

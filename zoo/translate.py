@@ -392,7 +392,7 @@ def attention_examples(translator: Translator, sentences, *, method="greedy"):
 # --- export -----------------------------------------------------------------------------------
 
 
-def export_translator(translator: Translator, path, *, metadata: dict, method="beam"):
+def export_translator(translator: Translator, path, *, metadata: dict, method="beam", weights_dtype="float32"):
     """Writes a SavedModel of `translator` to `path`, with the vocabularies beside it.
 
     Signatures (each takes `string[None]` sentences):
@@ -402,6 +402,7 @@ def export_translator(translator: Translator, path, *, metadata: dict, method="b
 
     Loading needs `import tensorflow_text` (its ops) but not `zoo`. An input longer than the
     model reads is cut to `max_source_tokens` subwords and a warning is printed to stderr.
+    `weights_dtype` is `zoo.export.export_saved_model`'s (float16: half the size).
     """
     import sys
 
@@ -431,7 +432,7 @@ def export_translator(translator: Translator, path, *, metadata: dict, method="b
         return {k: out[k] for k in ("translation", "score", "log_prob", "source_tokens", "truncated")}
 
     path = export_saved_model(
-        translator.model, path, input_signature=spec, serve_fn=strings[method],
+        translator.model, path, input_signature=spec, serve_fn=strings[method], weights_dtype=weights_dtype,
         extra_signatures={"greedy": (strings["greedy"], spec), "beam": (strings["beam"], spec),
                           "details": (details, spec)},
         metadata={**metadata, "decoding": {"serve": method, "beam_width": translator.beam_width,

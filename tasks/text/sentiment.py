@@ -30,6 +30,7 @@ from __future__ import annotations
 import json
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -136,6 +137,23 @@ def write_mistakes(path, mistakes, chars=400):
     path.with_suffix(".json").write_text(json.dumps(mistakes, indent=2, ensure_ascii=False) + "\n")
 
 
+def vocabularies(cfg, x_train) -> tuple[list, list]:
+    """The word and bigram vocabularies: the ones beside `--weights` (the weights' own), else
+    learned from `x_train`."""
+    from zoo.text import build_vocabulary
+
+    saved = Path(cfg.weights).parent if cfg.weights else None
+    if saved and (saved / "vocabulary.txt").is_file():
+        def read(name):  # one entry a line after [PAD] and [UNK]; no file: none
+            return (saved / name).read_text(encoding="utf-8").split("\n")[2:-1] if (saved / name).is_file() else []
+
+        print(f"Vocabularies from {saved} (the ones the weights were trained with).")
+        return read("vocabulary.txt"), read("bigrams.txt")
+    vocabulary = build_vocabulary(x_train, vocab_size=cfg.vocab_size, max_chars=cfg.max_chars)
+    bigrams = build_vocabulary(x_train, vocab_size=cfg.bigrams, max_chars=cfg.max_chars, ngram=2) if cfg.bigrams else []
+    return vocabulary, bigrams
+
+
 def main(argv=None) -> dict:
     """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
     import keras
@@ -143,7 +161,7 @@ def main(argv=None) -> dict:
 
     from zoo.evaluate import classification_metrics, predict_probabilities, write_classification_report
     from zoo.export import export_saved_model
-    from zoo.text import Tokenizer, build_vocabulary
+    from zoo.text import Tokenizer
 
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.text.sentiment", description=__doc__.split("\n")[0])
     if cfg.model not in list_models("text"):
@@ -156,14 +174,13 @@ def main(argv=None) -> dict:
     # Data: the vocabulary comes from the training split only (not validation, not test).
     data = load_data(cfg)
     (x_train, _), _ = train_val_split(data.train_texts, data.train_labels, cfg.validation_split, cfg.seed)
-    vocabulary = build_vocabulary(x_train, vocab_size=cfg.vocab_size, max_chars=cfg.max_chars)
-    bigrams = build_vocabulary(x_train, vocab_size=cfg.bigrams, max_chars=cfg.max_chars, ngram=2) if cfg.bigrams else []
+    vocabulary, bigrams = vocabularies(cfg, x_train)
     tokenizer = Tokenizer(vocabulary, max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars,
                           bigram_vocabulary=bigrams)
     if run.chief:
         for name, words in (("vocabulary.txt", vocabulary), ("bigrams.txt", bigrams)):
             if words:
-                (run.run_dir / name).write_text("\n".join(["[PAD]", "[UNK]", *words]) + "\n")
+                (run.run_dir / name).write_text("\n".join(["[PAD]", "[UNK]", *words]) + "\n", encoding="utf-8")
     datasets, splits = make_datasets(cfg, data, tokenizer)
     train_split, val_split, test_split = splits["train"], splits["val"], splits["test"]
     lengths = np.array([len(t) for t in train_split.ids])

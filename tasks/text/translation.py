@@ -230,7 +230,8 @@ def main(argv=None) -> dict:
 
     # Export
     if cfg.export and run.chief:
-        path = export_translator(translator, run.run_dir / "saved_model", method=cfg.decode, metadata=export_metadata(
+        path = export_translator(translator, run.run_dir / "saved_model", method=cfg.decode,
+                                 weights_dtype=cfg.export_weights, metadata=export_metadata(
             run, metrics, task=TASK, pair=direction, dataset=corpus.source, split=corpus.split, model=cfg.model,
             model_kwargs=cfg.model_kwargs, lowercase_source=cfg.lowercase_source,
             lowercase_target=cfg.lowercase_target, input={"sentences": "string[None]"},
