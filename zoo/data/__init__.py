@@ -36,6 +36,16 @@ def tfds_load(name, splits):
         ) from e
 
 
+def check_splits(source, kind: str, splits) -> None:
+    """Raises DataError if a split of `source` is empty or its examples and labels differ in
+    number. `splits`: (name, examples, labels) triples; `kind` names the examples ("images")."""
+    for split, x, y in splits:
+        if len(x) == 0:
+            raise DataError(f"The {split} split of {source} is empty.")
+        if len(x) != len(y):
+            raise DataError(f"{source}: {len(x)} {split} {kind} but {len(y)} labels.")
+
+
 def train_val_split(x, y, validation_split, seed=0):
     """A stratified split of the training set: each class gives `validation_split` of its examples."""
     if not 0 <= validation_split < 1:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import resolve_data_dir, tfds_load, train_val_split  # noqa: F401 (train_val_split: re-exported)
+from zoo.data import check_splits, resolve_data_dir, tfds_load, train_val_split  # noqa: F401 (train_val_split: re-exported)
 from zoo.errors import DataError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -30,11 +30,7 @@ class ImageData:
     source: str
 
     def __post_init__(self):
-        for split, x, y in (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)):
-            if len(x) == 0:
-                raise DataError(f"The {split} split of {self.source} is empty.")
-            if len(x) != len(y):
-                raise DataError(f"{self.source}: {len(x)} {split} images but {len(y)} labels.")
+        check_splits(self.source, "images", (("train", self.x_train, self.y_train), ("test", self.x_test, self.y_test)))
 
 
 def load_cifar10(data_dir=None) -> ImageData:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import resolve_data_dir, tfds_load
+from zoo.data import check_splits, resolve_data_dir, tfds_load
 from zoo.errors import DataError
 
 IMDB_CLASSES = ("neg", "pos")
@@ -26,11 +26,8 @@ class TextData:
     source: str
 
     def __post_init__(self):
-        for split, x, y in (("train", self.train_texts, self.train_labels), ("test", self.test_texts, self.test_labels)):
-            if len(x) == 0:
-                raise DataError(f"The {split} split of {self.source} is empty.")
-            if len(x) != len(y):
-                raise DataError(f"{self.source}: {len(x)} {split} texts but {len(y)} labels.")
+        check_splits(self.source, "texts", (("train", self.train_texts, self.train_labels),
+                                            ("test", self.test_texts, self.test_labels)))
 
 
 def load_imdb(data_dir=None) -> TextData:
