@@ -233,6 +233,13 @@ def _logits(x, num_classes):
     return layers.Dense(num_classes, dtype="float32", name="logits")(x)
 
 
+def _bn_relu(x, name, relu_name=None):
+    """BatchNorm `name` (or `name`_bn when `relu_name` is None, the ReLU then `name`_relu) and ReLU
+    after a convolution."""
+    bn_name, relu_name = (name, relu_name) if relu_name else (f"{name}_bn", f"{name}_relu")
+    return layers.ReLU(name=relu_name)(layers.BatchNormalization(name=bn_name)(x))
+
+
 def _check_dropout(dropout):
     if not 0 <= dropout < 1:
         raise ValueError(f"dropout must be in [0, 1). Received: dropout={dropout}")
@@ -266,9 +273,8 @@ def speech_cnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_
                           time_mask_width=time_mask_width, freq_masks=freq_masks, freq_mask_width=freq_mask_width)
     for i, filters in enumerate(widths, start=1):
         for j in (1, 2):
-            x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"group{i}_conv{j}")(x)
-            x = layers.BatchNormalization(name=f"group{i}_bn{j}")(x)
-            x = layers.ReLU(name=f"group{i}_relu{j}")(x)
+            x = _bn_relu(layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"group{i}_conv{j}")(x),
+                         f"group{i}_bn{j}", f"group{i}_relu{j}")
         if i < len(widths) and min(x.shape[1], x.shape[2]) >= 2:
             x = layers.MaxPooling2D(2, name=f"group{i}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -300,17 +306,11 @@ def ds_cnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins
     inputs, x = _frontend(sample_rate=sample_rate, num_samples=num_samples, num_mel_bins=num_mel_bins,
                           window_ms=window_ms, hop_ms=hop_ms, fmin=fmin, fmax=fmax, time_masks=time_masks,
                           time_mask_width=time_mask_width, freq_masks=freq_masks, freq_mask_width=freq_mask_width)
-    x = layers.Conv2D(filters, tuple(first_kernel), strides=tuple(first_strides), padding="same", use_bias=False,
-                      name="conv1")(x)
-    x = layers.BatchNormalization(name="conv1_bn")(x)
-    x = layers.ReLU(name="conv1_relu")(x)
+    x = _bn_relu(layers.Conv2D(filters, tuple(first_kernel), strides=tuple(first_strides), padding="same",
+                               use_bias=False, name="conv1")(x), "conv1")
     for i in range(1, blocks + 1):
-        x = layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"block{i}_dw")(x)
-        x = layers.BatchNormalization(name=f"block{i}_dw_bn")(x)
-        x = layers.ReLU(name=f"block{i}_dw_relu")(x)
-        x = layers.Conv2D(filters, 1, use_bias=False, name=f"block{i}_pw")(x)
-        x = layers.BatchNormalization(name=f"block{i}_pw_bn")(x)
-        x = layers.ReLU(name=f"block{i}_pw_relu")(x)
+        x = _bn_relu(layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"block{i}_dw")(x), f"block{i}_dw")
+        x = _bn_relu(layers.Conv2D(filters, 1, use_bias=False, name=f"block{i}_pw")(x), f"block{i}_pw")
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
@@ -346,9 +346,7 @@ def crnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins=4
                           window_ms=window_ms, hop_ms=hop_ms, fmin=fmin, fmax=fmax, time_masks=time_masks,
                           time_mask_width=time_mask_width, freq_masks=freq_masks, freq_mask_width=freq_mask_width)
     for i, filters in enumerate(conv_filters, start=1):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"conv{i}_bn")(x)
-        x = layers.ReLU(name=f"conv{i}_relu")(x)
+        x = _bn_relu(layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x), f"conv{i}")
         if min(x.shape[1], x.shape[2]) >= 2:
             x = layers.MaxPooling2D(2, name=f"conv{i}_pool")(x)
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="frames")(x)
