@@ -408,6 +408,7 @@ def test_a_run_re_exported_with_float16_weights_publishes_with_its_training_comm
     assert card["weights_from"]["command"].startswith("python -m tasks.speech.digits")
     first, then = card["reproduce"].split(", then ")
     assert "--epochs 1" in first and "--export-weights float16" in then and "--output-dir" not in card["reproduce"]
+    assert "--weights RUN/model.weights.h5" in then and "RUN" in card["reproduce_note"]
     # The recorded metric is the stored weights' own: the entry scores the test split exactly so.
     test = load_fsdd(data, sample_rate=8000, num_samples=8000).test
     probs = load(entry).probabilities(test.waveforms)

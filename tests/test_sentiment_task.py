@@ -207,6 +207,21 @@ def test_bigram_features_train_and_export(corpus, tmp_path):
     p = model.serve(tf.constant(list(data.test_texts)))["probability"].numpy()
     assert np.mean((p > 0.5) == data.test_labels) == pytest.approx(metrics["test_accuracy"])
 
+    # Re-exported with int8 embeddings: the vocabularies beside the weights are reused, and the
+    # recorded accuracy is the quantized SavedModel's own.
+    metrics8, stdout = run_main([*TOY, "--bigrams", "40", "--data-dir", str(corpus.parent), "--epochs", "0",
+                                 "--weights", str(tmp_path / "run" / "model.weights.h5"), "--export-weights", "int8",
+                                 "--output-dir", str(tmp_path / "run8")])
+    assert f"Vocabularies from {tmp_path / 'run'}" in stdout and "quantized to int8" in stdout
+    for name in ("vocabulary.txt", "bigrams.txt"):
+        assert (tmp_path / "run8" / name).read_text() == (tmp_path / "run" / name).read_text()
+    stored = tf.train.load_checkpoint(str(tmp_path / "run8" / "saved_model" / "variables" / "variables"))
+    assert "int8" in {d.name for d in stored.get_variable_to_dtype_map().values()}
+    model8 = tf.saved_model.load(str(tmp_path / "run8" / "saved_model"))
+    p8 = model8.serve(tf.constant(list(data.test_texts)))
+    assert np.mean((p8["probability"].numpy() > 0.5) == data.test_labels) == pytest.approx(metrics8["test_accuracy"])
+    assert np.max(np.abs(p8["probability"].numpy() - p)) < 0.05
+
 
 @pytest.mark.real_data
 @pytest.mark.slow

@@ -156,7 +156,10 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         # A re-export (--weights W --epochs 0): the weights, and the recipe, come from W's run.
         trained_by = json.loads((source_run / "config.json").read_text()).get("command")
         card["weights_from"] = {"run": str(source_run), "command": trained_by}
-        card["reproduce"] = f"{_reproduce(trained_by)}, then {card['reproduce']}"
+        # The weights' path is this machine's: name it by its place in the first command's run directory.
+        card["reproduce"] = (f"{_reproduce(trained_by)}, then "
+                             f"{card['reproduce'].replace(shlex.quote(weights), 'RUN/' + Path(weights).name)}")
+        card["reproduce_note"] = "RUN: the run directory of the first command (its --output-dir)"
     example = run.get("example_input") or (task.example if task else None)
     if example:
         card["example_input"] = example
