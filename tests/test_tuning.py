@@ -25,7 +25,7 @@ from tuning.results import importance
 from zoo.config import parse_config, to_argv
 from zoo.errors import ZooError
 
-TASKS = ("vision.cifar10", "speech.commands", "speech.digits")
+TASKS = ("vision.cifar10", "speech.commands", "speech.digits", "text.sentiment")
 TASK_FLAGS = ["--precision", "float32", "--jit-compile", "false", "--verbose", "0"]
 CIFAR = ["vision.cifar10", "--fix", "model=seed_cnn", "--fix", "batch_size=128", *TASK_FLAGS]
 IN_PROCESS = [*CIFAR, "--in-process"]  # quicker; the slow tests run trials in their own processes
@@ -88,6 +88,15 @@ def test_cifar10_defaults_are_the_fast_recipe():
             assert value == getattr(fast, key), key
 
 
+@pytest.mark.parametrize("name", ["text.sentiment"])
+def test_text_defaults_are_the_default_preset(name):
+    task = search.load_task(name)
+    overrides = task.search_space(kt.HyperParameters())
+    default = parse_config(task.Config, task.PRESETS, [])
+    assert overrides == {key: getattr(default, key) for key in overrides}
+    assert set(overrides["model_kwargs"]) == set(default.model_kwargs)  # every builder argument the preset sets
+
+
 @pytest.mark.parametrize("name, fixes, expected", [
     ("vision.cifar10", {"learning_rate": 0.1, "width": 32, "cutout": 16},
      {"learning_rate": 0.1, "cutout": 16, "model_kwargs": {"widths": (32, 128, 128), "dropout": 0.0}}),
@@ -97,6 +106,9 @@ def test_cifar10_defaults_are_the_fast_recipe():
      {"model": "crnn", "noise_prob": 0.0, "model_kwargs": {"rnn_units": (64, 64), "dropout": 0.2, "time_masks": 2}}),
     ("speech.digits", {"model": "ds_cnn", "filters": 96, "batch_size": 32},
      {"model": "ds_cnn", "batch_size": 32, "model_kwargs": {"filters": 96, "blocks": 4, "dropout": 0.2, "time_masks": 2}}),
+    ("text.sentiment", {"model": "lstm", "units": 32, "layers": 1, "pooling": "attention"},
+     {"model": "lstm", "model_kwargs": {"embedding_dim": 128, "units": (32,), "pooling": "attention", "dropout": 0.4,
+                                        "embedding_dropout": 0.3}}),
 ])
 def test_fixed_values_override_the_search_space(name, fixes, expected):
     task = search.load_task(name)
@@ -414,3 +426,30 @@ def test_a_chief_and_two_workers_share_the_trials(tmp_path, make_cifar_bin):
     assert {r["trial_id"]: r["tuner_id"] for r in rows} == {t: w for w, ts in ran.items() for t in ts}
     assert json.loads((d / "best.json").read_text())["trial_id"] in ran["tuner0"] + ran["tuner1"]
     assert "Results in" in outputs[-1]
+
+
+# Text tasks: toy corpora, tiny models (the sizes a search can not reach are task flags).
+SENTIMENT = ["text.sentiment", "--fix", "embedding_dim=64", "--fix", "units=32", "--fix", "layers=1", "--vocab-size", 64,
+             "--bigrams", 0, "--max-length", 16, "--bucket-width", 4, *TASK_FLAGS, "--in-process"]
+
+
+def test_sentiment_search_end_to_end(tmp_path, make_text_folder, monkeypatch):
+    from tasks.text import sentiment
+
+    corpus = make_text_folder(tmp_path / "data")
+    vocabularies = []
+    real = sentiment.vocabularies
+    monkeypatch.setattr(sentiment, "vocabularies", lambda cfg, x: vocabularies.append(len(x)) or real(cfg, x))
+    d = tmp_path / "search"
+    result, stdout = run_search([*SENTIMENT, "--tuner", "random", "--max-trials", 2, "--max-epochs", 1,
+                                 "--subset", 0.5, "--data-dir", corpus.parent, "--directory", d])
+    # Learned once for the search, on the training reviews only: 90% of 96, not the 32 test ones.
+    assert vocabularies == [86]
+    assert "each trains on 43 of 86 training examples" in stdout
+    assert [(r["trial_id"], r["status"], r["epochs"]) for r in read_rows(d)] == [("0", "COMPLETED", "1"),
+                                                                                   ("1", "COMPLETED", "1")]
+    assert all(0 <= r["score"] <= 1 for r in result["trials"])
+    assert "| trial | val_accuracy |" in (d / "results.md").read_text()
+    config = json.loads((d / "trial_0" / "config.json").read_text())["config"]
+    assert config["model_kwargs"]["units"] == [32] and config["vocab_size"] == 64 and config["subset"] == 43
+    assert result["best"]["command"].startswith("python -m tasks.text.sentiment --vocab-size 64")
