@@ -23,7 +23,7 @@ from zoo.errors import DataError, ZooError
 from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
 from zoo.registry import build_model
 from zoo.subword import END_ID, PAD_ID, START_ID, UNK_ID, SubwordTokenizer, learn_vocabulary
-from zoo.translate import (MaskedAccuracy, Translator, corpus_scores, export_translator, teacher_forcing_dataset,
+from zoo.translate import (BleuCallback, MaskedAccuracy, Translator, corpus_scores, export_translator, teacher_forcing_dataset,
                            tokenize_all, translate_corpus)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -174,6 +174,19 @@ def test_the_model_learns_the_toy_language(toy):
     scores = corpus_scores(out["translations"], toy["test_tgt"])
     assert scores["bleu"] > 70 and scores["chrf"] > 80
     assert scores["bleu_signature"].startswith("nrefs:1|case:mixed")
+
+
+def test_bleu_callback_writes_the_greedy_bleu_into_the_logs(toy):
+    callback = BleuCallback(toy["test_src"], toy["test_tgt"], toy["source"], toy["target"], max_source_tokens=12,
+                            max_output_length=20)
+    callback.set_model(toy["model"])
+    logs = {"loss": 0.5}
+    callback.on_epoch_end(0, logs)
+    greedy = translate_corpus(toy["translator"], toy["test_src"], method="greedy")["translations"]
+    assert logs["val_bleu"] == corpus_scores(greedy, toy["test_tgt"])["bleu"] > 70 and np.isfinite(logs["val_bleu"])
+    callback.on_epoch_end(1, None)  # nothing to write into
+    with pytest.raises(ValueError, match="as many references as sources"):
+        BleuCallback(toy["test_src"], toy["test_tgt"][:3], toy["source"], toy["target"])
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0])

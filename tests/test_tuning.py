@@ -20,12 +20,13 @@ import pytest
 from tests.test_cifar10_task import PNG_MAGIC, REPO, subprocess_env
 from tests.test_distribute import free_ports
 from tests.test_speech_tasks import write_fake_fsdd
+from tests.test_translation import toy_pairs
 from tuning import search
 from tuning.results import importance
 from zoo.config import parse_config, to_argv
 from zoo.errors import ZooError
 
-TASKS = ("vision.cifar10", "speech.commands", "speech.digits")
+TASKS = ("vision.cifar10", "speech.commands", "speech.digits", "text.sentiment", "text.translation")
 TASK_FLAGS = ["--precision", "float32", "--jit-compile", "false", "--verbose", "0"]
 CIFAR = ["vision.cifar10", "--fix", "model=seed_cnn", "--fix", "batch_size=128", *TASK_FLAGS]
 IN_PROCESS = [*CIFAR, "--in-process"]  # quicker; the slow tests run trials in their own processes
@@ -88,6 +89,15 @@ def test_cifar10_defaults_are_the_fast_recipe():
             assert value == getattr(fast, key), key
 
 
+@pytest.mark.parametrize("name", ["text.sentiment", "text.translation"])
+def test_text_defaults_are_the_default_preset(name):
+    task = search.load_task(name)
+    overrides = task.search_space(kt.HyperParameters())
+    default = parse_config(task.Config, task.PRESETS, [])
+    assert overrides == {key: getattr(default, key) for key in overrides}
+    assert set(overrides["model_kwargs"]) == set(default.model_kwargs)  # every builder argument the preset sets
+
+
 @pytest.mark.parametrize("name, fixes, expected", [
     ("vision.cifar10", {"learning_rate": 0.1, "width": 32, "cutout": 16},
      {"learning_rate": 0.1, "cutout": 16, "model_kwargs": {"widths": (32, 128, 128), "dropout": 0.0}}),
@@ -97,6 +107,12 @@ def test_cifar10_defaults_are_the_fast_recipe():
      {"model": "crnn", "noise_prob": 0.0, "model_kwargs": {"rnn_units": (64, 64), "dropout": 0.2, "time_masks": 2}}),
     ("speech.digits", {"model": "ds_cnn", "filters": 96, "batch_size": 32},
      {"model": "ds_cnn", "batch_size": 32, "model_kwargs": {"filters": 96, "blocks": 4, "dropout": 0.2, "time_masks": 2}}),
+    ("text.sentiment", {"model": "lstm", "units": 32, "layers": 1, "pooling": "attention"},
+     {"model": "lstm", "model_kwargs": {"embedding_dim": 128, "units": (32,), "pooling": "attention", "dropout": 0.4,
+                                        "embedding_dropout": 0.3}}),
+    ("text.translation", {"model": "luong_lstm", "units": 128, "label_smoothing": 0.0, "batch_size": 32},
+     {"model": "luong_lstm", "label_smoothing": 0.0, "batch_size": 32,
+      "model_kwargs": {"embedding_dim": 256, "encoder_units": 256, "units": 128, "dropout": 0.3}}),
 ])
 def test_fixed_values_override_the_search_space(name, fixes, expected):
     task = search.load_task(name)
@@ -414,3 +430,56 @@ def test_a_chief_and_two_workers_share_the_trials(tmp_path, make_cifar_bin):
     assert {r["trial_id"]: r["tuner_id"] for r in rows} == {t: w for w, ts in ran.items() for t in ts}
     assert json.loads((d / "best.json").read_text())["trial_id"] in ran["tuner0"] + ran["tuner1"]
     assert "Results in" in outputs[-1]
+
+
+# Text tasks: toy corpora, tiny models (the sizes a search can not reach are task flags).
+SENTIMENT = ["text.sentiment", "--fix", "embedding_dim=64", "--fix", "units=32", "--fix", "layers=1", "--vocab-size", 64,
+             "--bigrams", 0, "--max-length", 16, "--bucket-width", 4, *TASK_FLAGS, "--in-process"]
+TRANSLATION = ["text.translation", "--fix", "embedding_dim=64", "--fix", "encoder_units=64", "--fix", "units=64",
+               "--source-vocab-size", 40, "--target-vocab-size", 40, "--max-output-length", 12, "--bleu-sentences", 20,
+               "--validation-split", 0.15, "--test-split", 0.05, *TASK_FLAGS, "--in-process"]
+
+
+def test_sentiment_search_end_to_end(tmp_path, make_text_folder, monkeypatch):
+    from tasks.text import sentiment
+
+    corpus = make_text_folder(tmp_path / "data")
+    vocabularies = []
+    real = sentiment.vocabularies
+    monkeypatch.setattr(sentiment, "vocabularies", lambda cfg, x: vocabularies.append(len(x)) or real(cfg, x))
+    d = tmp_path / "search"
+    result, stdout = run_search([*SENTIMENT, "--tuner", "random", "--max-trials", 2, "--max-epochs", 1,
+                                 "--subset", 0.5, "--data-dir", corpus.parent, "--directory", d])
+    # Learned once for the search, on the training reviews only: 90% of 96, not the 32 test ones.
+    assert vocabularies == [86]
+    assert "each trains on 43 of 86 training examples" in stdout
+    assert [(r["trial_id"], r["status"], r["epochs"]) for r in read_rows(d)] == [("0", "COMPLETED", "1"),
+                                                                                   ("1", "COMPLETED", "1")]
+    assert all(0 <= r["score"] <= 1 for r in result["trials"])
+    assert "| trial | val_accuracy |" in (d / "results.md").read_text()
+    config = json.loads((d / "trial_0" / "config.json").read_text())["config"]
+    assert config["model_kwargs"]["units"] == [32] and config["vocab_size"] == 64 and config["subset"] == 43
+    assert result["best"]["command"].startswith("python -m tasks.text.sentiment --vocab-size 64")
+
+
+def write_toy_tsv(path, n=200):
+    src, tgt = toy_pairs(n, seed=4)
+    path.write_text("".join(f"{s}\t{t}\n" for s, t in zip(src, tgt)), encoding="utf-8")
+    return path
+
+
+def test_translation_search_maximizes_validation_bleu(tmp_path):
+    tsv = write_toy_tsv(tmp_path / "toy.tsv")
+    d = tmp_path / "search"
+    result, _ = run_search([*TRANSLATION, "--tuner", "random", "--max-trials", 2, "--max-epochs", 1, "--tsv", tsv,
+                            "--directory", d])
+    best = json.loads((d / "best.json").read_text())
+    assert best["objective"] == {"name": "val_bleu", "direction": "max"}
+    assert "objective val_bleu (max)" in (d / "results.md").read_text()
+    rows = read_rows(d)
+    assert [(r["trial_id"], r["status"]) for r in rows] == [("0", "COMPLETED"), ("1", "COMPLETED")]
+    for row in rows:
+        # The score of each trial is the BLEU its callback wrote into the logs after the epoch.
+        history = json.loads((d / f"trial_{row['trial_id']}" / "tuning.json").read_text())["history"]
+        assert float(row["score"]) == history[-1]["val_bleu"] and 0 <= history[-1]["val_bleu"] <= 100
+        assert "val_accuracy" in history[-1]

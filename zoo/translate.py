@@ -8,6 +8,7 @@ SavedModel that maps source sentences to translated sentences.
     Translator                text -> ids -> encoder -> decoding loop -> ids -> text, all in the graph
     translate_corpus          a list of sentences through a `Translator`, in length-sorted batches
     corpus_scores             sacreBLEU BLEU and chrF on detokenized text
+    BleuCallback              the BLEU of greedy translations of a fixed sample in the logs after each epoch
     export_translator         the `string[None] -> string[None]` SavedModel
 
 TensorFlow-only code (the decoding loop is a `tf.while_loop`); the builders stay pure Keras.
@@ -373,6 +374,44 @@ def corpus_scores(hypotheses, references) -> dict:
     b, c = bleu.corpus_score(hyps, refs), chrf.corpus_score(hyps, refs)
     return {"bleu": round(b.score, 2), "chrf": round(c.score, 2), "bleu_signature": str(bleu.get_signature()),
             "chrf_signature": str(chrf.get_signature())}
+
+
+class BleuCallback(keras.callbacks.Callback):
+    """Adds `name` (`val_bleu`), the corpus BLEU of the greedy translations of `sources` against
+    `references`, to the logs at the end of every epoch: an objective for KerasTuner, checkpoints
+    or early stopping. Keep `sources` small (a couple of hundred sentences): they are translated
+    after every epoch.
+
+    Args:
+        sources, references: sentences (str) and their reference translations, as `corpus_scores` takes them.
+        source_tokenizer, target_tokenizer: the model's `zoo.subword.SubwordTokenizer`s.
+        name: the key it writes into the logs.
+        batch_size: sentences translated at once.
+        **translator_kwargs: `Translator` arguments (`max_source_tokens`, `max_output_length`).
+    """
+
+    def __init__(self, sources, references, source_tokenizer, target_tokenizer, *, name="val_bleu", batch_size=64,
+                 **translator_kwargs):
+        super().__init__()
+        if len(sources) != len(references) or not len(sources):
+            raise ValueError(f"Need as many references as sources, at least one. Received: {len(sources)} sources, "
+                             f"{len(references)} references")
+        self.sources, self.references = [str(s) for s in sources], [str(r) for r in references]
+        self.tokenizers, self.name, self.batch_size = (source_tokenizer, target_tokenizer), name, batch_size
+        self.translator_kwargs = translator_kwargs
+        self._translator = None
+
+    def on_train_begin(self, logs=None):
+        # One translator for the whole fit: its decoding loop is traced once and reads the current weights.
+        self._translator = Translator(self.model, *self.tokenizers, beam_width=1, **self.translator_kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is None:
+            return
+        if self._translator is None:
+            self.on_train_begin()
+        out = translate_corpus(self._translator, self.sources, method="greedy", batch_size=self.batch_size)
+        logs[self.name] = corpus_scores(out["translations"], self.references)["bleu"]
 
 
 def attention_examples(translator: Translator, sentences, *, method="greedy"):

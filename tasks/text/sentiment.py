@@ -15,6 +15,7 @@ padding all to the maximum.
     python -m tasks.text.sentiment                          # `default`: BiLSTM over words and bigrams
     python -m tasks.text.sentiment --preset words           # the same network on words only
     python -m tasks.text.sentiment --model lstm --model-arg pooling=attention --epochs 3
+    python -m tuning.search text.sentiment --preset words --tuner random --max-epochs 2 --subset 0.2
 
 Offline, `--data-dir DIR` or `ZOO_DATA_DIR` points at `aclImdb/{train,test}/{neg,pos}/*.txt`;
 any Keras text folder (`train/<class>/*.txt`, `test/<class>/*.txt`) works with `--text-folder`.
@@ -38,7 +39,7 @@ from zoo.config import TrainConfig, option, parse_config
 from zoo.data import train_val_split
 from zoo.errors import ZooError
 from zoo.registry import build_model, list_models
-from zoo.train import compile_classifier, export_metadata, setup_run, train
+from zoo.train import Experiment, compile_classifier, export_metadata, setup_run, train
 
 TASK = "text.sentiment"
 
@@ -73,7 +74,8 @@ PRESETS = {
 }
 
 
-def load_data(cfg):
+def load_corpus(cfg):
+    """The raw reviews: `--text-folder`, else IMDB from `cfg.data_dir` (else ZOO_DATA_DIR, else TFDS)."""
     from zoo.data.text import load_imdb, load_text_folder
 
     return load_text_folder(cfg.text_folder) if cfg.text_folder else load_imdb(cfg.data_dir)
@@ -93,19 +95,58 @@ class Split:
         return Split(self.texts[order], self.labels[order], [self.ids[i] for i in order])
 
 
-def make_datasets(cfg, data, tokenizer):
-    """The three splits (validation and test sorted by length) and their pipelines (training
-    shuffled and bucketed; validation `None` when `--validation-split 0`)."""
+@dataclass
+class SentimentData:
+    """What a run, or every trial of a search, starts from (picklable, no TensorFlow objects):
+    the vocabularies learned on the training split and the token ids of the three splits."""
+
+    source: str
+    class_names: tuple
+    vocabulary: list
+    bigrams: list
+    splits: dict  # "train", "val" and "test" (sorted by length): Split
+
+
+def load_data(cfg) -> SentimentData:
+    """The corpus split into training and validation reviews, the vocabularies (learned on all the
+    training reviews, or the ones beside `--weights`) and the token ids of every review (of the
+    training ones, the `--subset` a run trains on: all of them in a search, whose trials choose)."""
+    corpus = load_corpus(cfg)
+    (x_train, y_train), (x_val, y_val) = train_val_split(corpus.train_texts, corpus.train_labels,
+                                                         cfg.validation_split, cfg.seed)
+    vocabulary, bigrams = vocabularies(cfg, x_train)
+    tokenizer = make_tokenizer(cfg, vocabulary, bigrams)
+    keep = subset(cfg, len(y_train))
+    x_train, y_train = x_train[keep], y_train[keep]
+    splits = {name: Split(x, y, tokenizer.tokenize_all(x)) for name, x, y in (
+        ("train", x_train, y_train), ("val", x_val, y_val), ("test", corpus.test_texts, corpus.test_labels))}
+    splits["val"], splits["test"] = splits["val"].sorted_by_length(), splits["test"].sorted_by_length()
+    return SentimentData(corpus.source, tuple(corpus.class_names), vocabulary, bigrams, splits)
+
+
+def subset(cfg, n: int) -> np.ndarray:
+    """Which of `n` training reviews a run trains on: `cfg.subset` of them at random, in their
+    order (all of them without --subset; taking the subset of a subset changes nothing)."""
+    if not cfg.subset or cfg.subset >= n:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(cfg.seed).permutation(n)[: cfg.subset])
+
+
+def make_tokenizer(cfg, vocabulary, bigrams):
+    from zoo.text import Tokenizer
+
+    return Tokenizer(vocabulary, max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars,
+                     bigram_vocabulary=bigrams)
+
+
+def make_datasets(cfg, data: SentimentData):
+    """The three splits, the training one cut to `cfg.subset` reviews, and their pipelines
+    (training shuffled and bucketed; validation `None` when `--validation-split 0`)."""
     from zoo.pipeline import text_dataset
 
-    (x_train, y_train), (x_val, y_val) = train_val_split(data.train_texts, data.train_labels, cfg.validation_split,
-                                                         cfg.seed)
-    if cfg.subset:
-        keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(x_train))[: cfg.subset])
-        x_train, y_train = x_train[keep], y_train[keep]
-    splits = {name: Split(x, y, tokenizer.tokenize_all(x)) for name, x, y in (
-        ("train", x_train, y_train), ("val", x_val, y_val), ("test", data.test_texts, data.test_labels))}
-    splits["val"], splits["test"] = splits["val"].sorted_by_length(), splits["test"].sorted_by_length()
+    splits = dict(data.splits)
+    train, keep = splits["train"], subset(cfg, len(splits["train"].labels))
+    splits["train"] = Split(train.texts[keep], train.labels[keep], [train.ids[i] for i in keep])
     common = dict(batch_size=cfg.batch_size, seed=cfg.seed, deterministic=cfg.deterministic)
     train = splits["train"]
     datasets = {"train": text_dataset(train.ids, train.labels, training=True, bucket_width=cfg.bucket_width,
@@ -114,6 +155,16 @@ def make_datasets(cfg, data, tokenizer):
         split = splits[name]
         datasets[name] = text_dataset(split.ids, split.labels, training=False, **common) if len(split.labels) else None
     return datasets, splits
+
+
+def make_model(cfg, run, data: SentimentData, n_train: int):
+    """The model of `cfg` for `data`'s vocabularies and classes, compiled."""
+    with run.strategy.scope():
+        model = build_model(cfg.model, vocab_size=len(data.vocabulary) + 2,
+                            bigram_vocab_size=len(data.bigrams) + 2 if data.bigrams else 0,
+                            num_classes=len(data.class_names), **cfg.model_kwargs)
+        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
+    return model
 
 
 def confident_mistakes(texts, labels, probs, class_names, n):
@@ -161,7 +212,6 @@ def main(argv=None) -> dict:
 
     from zoo.evaluate import classification_metrics, predict_probabilities, write_classification_report
     from zoo.export import export_saved_model
-    from zoo.text import Tokenizer
 
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.text.sentiment", description=__doc__.split("\n")[0])
     if cfg.model not in list_models("text"):
@@ -173,15 +223,12 @@ def main(argv=None) -> dict:
 
     # Data: the vocabulary comes from the training split only (not validation, not test).
     data = load_data(cfg)
-    (x_train, _), _ = train_val_split(data.train_texts, data.train_labels, cfg.validation_split, cfg.seed)
-    vocabulary, bigrams = vocabularies(cfg, x_train)
-    tokenizer = Tokenizer(vocabulary, max_length=cfg.max_length, truncate=cfg.truncate, max_chars=cfg.max_chars,
-                          bigram_vocabulary=bigrams)
+    tokenizer = make_tokenizer(cfg, data.vocabulary, data.bigrams)
     if run.chief:
-        for name, words in (("vocabulary.txt", vocabulary), ("bigrams.txt", bigrams)):
+        for name, words in (("vocabulary.txt", data.vocabulary), ("bigrams.txt", data.bigrams)):
             if words:
                 (run.run_dir / name).write_text("\n".join(["[PAD]", "[UNK]", *words]) + "\n", encoding="utf-8")
-    datasets, splits = make_datasets(cfg, data, tokenizer)
+    datasets, splits = make_datasets(cfg, data)
     train_split, val_split, test_split = splits["train"], splits["val"], splits["test"]
     lengths = np.array([len(t) for t in train_split.ids])
     print(f"Data: {data.source}; {len(lengths)} train, {len(val_split.labels)} validation, "
@@ -189,10 +236,7 @@ def main(argv=None) -> dict:
           f"median {int(np.median(lengths))}, {np.mean(lengths >= cfg.max_length):.1%} truncated to {cfg.max_length}.")
 
     # Model
-    with run.strategy.scope():
-        model = build_model(cfg.model, vocab_size=tokenizer.vocab_size, bigram_vocab_size=tokenizer.bigram_vocab_size,
-                            num_classes=len(data.class_names), **cfg.model_kwargs)
-        compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(len(lengths) / cfg.batch_size)))
+    model = make_model(cfg, run, data, len(lengths))
 
     # Train
     history, metrics = train(model, datasets["train"], datasets["val"], cfg, run, task=TASK, dataset=data.source)
@@ -240,6 +284,41 @@ def main(argv=None) -> dict:
                                "out_of_vocabulary_id": 1, "padding_id": 0}))
         print(f"SavedModel: {path}")
     return metrics
+
+
+
+# Tuning: `python -m tuning.search text.sentiment` searches this space with the data, pipelines
+# and model above (the hooks are described in tuning/search.py). The vocabularies and lengths
+# (--vocab-size, --bigrams, --max-length) are the search's task flags, not searched: they are
+# learned once, on the training split, for all the trials.
+
+OBJECTIVE = ("val_accuracy", "max")
+
+
+def search_space(hp) -> dict:
+    """Settings to search, as config overrides; the defaults are the `default` preset's."""
+    width, layers = hp.Choice("units", [32, 64, 128], default=64), hp.Int("layers", 1, 2, default=2)
+    return dict(
+        model=hp.Choice("model", ["bilstm", "lstm"]),
+        model_kwargs={"embedding_dim": hp.Choice("embedding_dim", [64, 128, 256], default=128),
+                      "units": (width,) * layers,
+                      "pooling": hp.Choice("pooling", ["max", "mean", "attention", "last"]),
+                      "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.4),
+                      "embedding_dropout": hp.Float("embedding_dropout", 0.0, 0.5, step=0.1, default=0.3)},
+        learning_rate=hp.Float("learning_rate", 5e-4, 1e-2, sampling="log", default=2e-3),
+        weight_decay=hp.Float("weight_decay", 1e-3, 1e-1, sampling="log", default=1e-2),
+        batch_size=hp.Choice("batch_size", [32, 64, 128], default=64),
+    )
+
+
+def train_size(cfg, data) -> int:
+    """Training reviews after the validation split: the tuner's `--subset` is a fraction of them."""
+    return len(data.splits["train"].labels)
+
+
+def build_trial(cfg, run, data) -> Experiment:
+    datasets, splits = make_datasets(cfg, data)
+    return Experiment(make_model(cfg, run, data, len(splits["train"].labels)), datasets["train"], datasets["val"])
 
 
 if __name__ == "__main__":

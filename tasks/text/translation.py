@@ -14,6 +14,7 @@ decodes (beam search in a `tf.while_loop`) and detokenizes in the graph.
     python -m tasks.text.translation --pair de-en --preset fast --subset 5000   # minutes, for a try
     python -m tasks.text.translation --tsv pairs.tsv         # any source<TAB>target file
     python -m tasks.text.translation --tfds ted_hrlr_translate/pt_to_en
+    python -m tuning.search text.translation --pair de-en --preset fast --max-epochs 6   # best val_bleu
 
 `--data-dir DIR` or `ZOO_DATA_DIR` points at a directory holding `anki/spa-eng.tsv`
 (english<TAB>spanish) and `multi30k/{train,val,test_2016_flickr}.{de,en}`. Killing a run and
@@ -62,6 +63,8 @@ class Config(TrainConfig):
     decode: str = option("beam", "decoding of the SavedModel's `serve` and of the headline test_bleu",
                          ("beam", "greedy"))
     eval_batch_size: int = option(64, "sentences a batch when translating the test set")
+    bleu_sentences: int = option(200, "tuning: validation pairs greedy-decoded after every epoch of a trial for its "
+                                      "val_bleu objective")
     samples: int = option(10, "sample translations printed and written to samples.txt")
     attention_plots: int = option(4, "test sentences drawn as attention heatmaps")
     validation_split: float = option(0.05, "TSV corpora: fraction of source sentences held out for validation")
@@ -102,16 +105,16 @@ def check_config(cfg) -> None:
                        f"{cfg.beam_width}, {cfg.max_output_length}, {cfg.length_penalty}")
 
 
-def vocabularies(cfg, run, train):
-    """The source and target tokenizers: read from the run directory (a resumed run) or from
-    beside `--weights`, else learned from the training split and saved into the run directory."""
+def vocabularies(cfg, train, run_dir=None):
+    """The source and target tokenizers: read from beside `--weights` or from `run_dir` (a resumed
+    run), else learned from `train`, the training split."""
     from zoo.subword import SubwordTokenizer, learn_vocabulary
 
     tokenizers = []
     for side, texts, size, lowercase in (("source", train.sources, cfg.source_vocab_size, cfg.lowercase_source),
                                          ("target", train.targets, cfg.target_vocab_size, cfg.lowercase_target)):
         name = f"{side}_vocab.txt"
-        saved = [p / name for p in ([Path(cfg.weights).parent] if cfg.weights else []) + [run.run_dir]]
+        saved = [p / name for p in ([Path(cfg.weights).parent] if cfg.weights else []) + ([run_dir] if run_dir else [])]
         found = next((p for p in saved if p.exists() and (cfg.resume or cfg.weights)), None)
         if found:
             tokenizer = SubwordTokenizer.load(found, lowercase=lowercase)
@@ -124,10 +127,75 @@ def vocabularies(cfg, run, train):
                                          lowercase=lowercase)
             print(f"{side.capitalize()} vocabulary: {tokenizer.vocab_size} subwords learned from {len(texts)} "
                   "training sentences.")
-        if run.chief:
-            tokenizer.save(run.run_dir / name)
         tokenizers.append(tokenizer)
     return tokenizers
+
+
+@dataclass
+class TranslationData:
+    """What a run, or every trial of a search, starts from (picklable, no TensorFlow objects):
+    the corpus, the training pairs (the first `--subset` of them), the subword vocabularies and
+    the ids of the training and validation pairs."""
+
+    corpus: typing.Any  # zoo.data.translation.ParallelCorpus
+    train: typing.Any  # zoo.data.translation.ParallelSplit
+    source_vocab: list
+    target_vocab: list
+    ids: dict  # "train", "validation" (if any) -> ([START] source [END] ids, [START] target [END] ids)
+
+
+def load_data(cfg, run_dir=None) -> TranslationData:
+    """The corpus of `cfg`, its vocabularies (see `vocabularies`) and the training and validation
+    pairs as subword ids."""
+    from zoo.data.translation import load_pair
+    from zoo.translate import tokenize_all
+
+    corpus = load_pair(cfg.pair, cfg.data_dir, tsv=cfg.tsv, tfds_name=cfg.tfds, validation_split=cfg.validation_split,
+                       test_split=cfg.test_split)
+    train = corpus.train.take(cfg.subset) if cfg.subset else corpus.train
+    source_tokenizer, target_tokenizer = vocabularies(cfg, train, run_dir)
+    ids = {name: (tokenize_all(source_tokenizer, split.sources), tokenize_all(target_tokenizer, split.targets))
+           for name, split in (("train", train), ("validation", corpus.validation)) if len(split)}
+    return TranslationData(corpus, train, source_tokenizer.vocab, target_tokenizer.vocab, ids)
+
+
+def tokenizers(cfg, data: TranslationData):
+    from zoo.subword import SubwordTokenizer
+
+    return (SubwordTokenizer(data.source_vocab, lowercase=cfg.lowercase_source),
+            SubwordTokenizer(data.target_vocab, lowercase=cfg.lowercase_target))
+
+
+def references(cfg, targets) -> list:
+    """Reference translations as BLEU compares them: lowercased if the model learned lowercased targets."""
+    return [r.lower() for r in targets] if cfg.lowercase_target else list(targets)
+
+
+def make_datasets(cfg, data: TranslationData):
+    """Teacher-forcing pipelines of the training pairs (the first `cfg.subset`) and of the
+    validation pairs (None if there are none); and the training pairs kept."""
+    from zoo.translate import teacher_forcing_dataset
+
+    limits = dict(batch_size=cfg.batch_size, max_source_tokens=cfg.max_source_tokens,
+                  max_target_tokens=cfg.max_target_tokens)
+    source_ids, target_ids = data.ids["train"]
+    if cfg.subset:
+        source_ids, target_ids = source_ids[: cfg.subset], target_ids[: cfg.subset]
+    train_ds, n_train = teacher_forcing_dataset(source_ids, target_ids, shuffle=True, seed=cfg.seed, **limits)
+    val_ds = teacher_forcing_dataset(*data.ids["validation"], **limits)[0] if "validation" in data.ids else None
+    return train_ds, val_ds, n_train
+
+
+def make_model(cfg, run, data: TranslationData, n_train: int):
+    """The seq2seq model of `cfg` for `data`'s vocabularies, compiled."""
+    from zoo.registry import build_model
+    from zoo.translate import compile_translator, steps_per_epoch
+
+    with run.strategy.scope():
+        model = build_model(cfg.model, source_vocab_size=len(data.source_vocab),
+                            target_vocab_size=len(data.target_vocab), **cfg.model_kwargs)
+        compile_translator(model, cfg, run, steps_per_epoch=steps_per_epoch(n_train, cfg.batch_size))
+    return model
 
 
 def main(argv=None) -> dict:
@@ -135,12 +203,9 @@ def main(argv=None) -> dict:
     import numpy as np
 
     from zoo.callbacks import resumed_epoch
-    from zoo.data.translation import load_pair
     from zoo.plots import plot_attention, plot_history
-    from zoo.registry import build_model
     from zoo.train import export_metadata, setup_run, train
-    from zoo.translate import (Translator, attention_examples, compile_translator, corpus_scores, export_translator,
-                               steps_per_epoch, teacher_forcing_dataset, tokenize_all, translate_corpus)
+    from zoo.translate import Translator, attention_examples, corpus_scores, export_translator, translate_corpus
 
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.text.translation",
                        description=__doc__.split("\n")[0])
@@ -151,31 +216,22 @@ def main(argv=None) -> dict:
     run = setup_run(cfg, TASK, argv)
 
     # Data
-    corpus = load_pair(cfg.pair, cfg.data_dir, tsv=cfg.tsv, tfds_name=cfg.tfds, validation_split=cfg.validation_split,
-                       test_split=cfg.test_split)
-    train_split = corpus.train.take(cfg.subset) if cfg.subset else corpus.train
+    data = load_data(cfg, run.run_dir)
+    corpus, train_split = data.corpus, data.train
     direction = f"{corpus.source_language}->{corpus.target_language}"
     print(f"Data: {corpus.source} ({direction}); {len(train_split)} train, {len(corpus.validation)} validation, "
           f"{len(corpus.test)} test pairs; split: {corpus.split}.")
-    source_tokenizer, target_tokenizer = vocabularies(cfg, run, train_split)
-    limits = dict(max_source_tokens=cfg.max_source_tokens, max_target_tokens=cfg.max_target_tokens)
-    train_ds, n_train = teacher_forcing_dataset(
-        tokenize_all(source_tokenizer, train_split.sources), tokenize_all(target_tokenizer, train_split.targets),
-        batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, **limits)
+    source_tokenizer, target_tokenizer = tokenizers(cfg, data)
+    if run.chief:
+        source_tokenizer.save(run.run_dir / "source_vocab.txt")
+        target_tokenizer.save(run.run_dir / "target_vocab.txt")
+    train_ds, val_ds, n_train = make_datasets(cfg, data)
     if n_train < len(train_split):
         print(f"Left out {len(train_split) - n_train} training pair(s) longer than {cfg.max_source_tokens} source or "
               f"{cfg.max_target_tokens} target subwords.")
-    val_ds = None
-    if len(corpus.validation):
-        val_ds, _ = teacher_forcing_dataset(tokenize_all(source_tokenizer, corpus.validation.sources),
-                                            tokenize_all(target_tokenizer, corpus.validation.targets),
-                                            batch_size=cfg.batch_size, **limits)
 
     # Model
-    with run.strategy.scope():
-        model = build_model(cfg.model, source_vocab_size=source_tokenizer.vocab_size,
-                            target_vocab_size=target_tokenizer.vocab_size, **cfg.model_kwargs)
-        compile_translator(model, cfg, run, steps_per_epoch=steps_per_epoch(n_train, cfg.batch_size))
+    model = make_model(cfg, run, data, n_train)
 
     # Train
     done = resumed_epoch(run.run_dir) if cfg.resume else 0
@@ -191,11 +247,11 @@ def main(argv=None) -> dict:
                             max_output_length=cfg.max_output_length, beam_width=cfg.beam_width,
                             alpha=cfg.length_penalty)
     test = corpus.test
-    references = [r.lower() for r in test.targets] if cfg.lowercase_target else list(test.targets)
+    test_references = references(cfg, test.targets)
     outputs = {}
     for method in ("greedy", "beam") if cfg.beam_width > 1 else ("greedy",):
         out = translate_corpus(translator, test.sources, method=method, batch_size=cfg.eval_batch_size)
-        scores = corpus_scores(out["translations"], references)
+        scores = corpus_scores(out["translations"], test_references)
         outputs[method] = out
         metrics.update({f"test_bleu_{method}": scores["bleu"], f"test_chrf_{method}": scores["chrf"],
                         f"test_decode_seconds_{method}": round(out["seconds"], 1)})
@@ -238,6 +294,53 @@ def main(argv=None) -> dict:
             output={"translations": "string[None]"}))
         print(f"SavedModel: {path}")
     return metrics
+
+
+# Tuning: `python -m tuning.search text.translation` searches this space with the data, pipelines
+# and model above (the hooks are described in tuning/search.py), for the best BLEU of greedy
+# translations of a fixed sample of validation pairs (`--bleu-sentences`). The vocabularies
+# (--source-vocab-size, --target-vocab-size) are the search's task flags, not searched: they are
+# learned once, on the training split, for all the trials.
+
+OBJECTIVE = ("val_bleu", "max")
+
+
+def search_space(hp) -> dict:
+    """Settings to search, as config overrides; the defaults are the `default` preset's."""
+    return dict(
+        model=hp.Choice("model", ["bahdanau_lstm", "luong_lstm"]),
+        model_kwargs={"embedding_dim": hp.Choice("embedding_dim", [64, 128, 256, 512], default=256),
+                      "encoder_units": hp.Choice("encoder_units", [64, 128, 256, 512], default=256),
+                      "units": hp.Choice("units", [64, 128, 256, 512], default=256),
+                      "dropout": hp.Float("dropout", 0.0, 0.5, step=0.1, default=0.3)},
+        learning_rate=hp.Float("learning_rate", 5e-4, 1e-2, sampling="log", default=2e-3),
+        label_smoothing=hp.Float("label_smoothing", 0.0, 0.3, step=0.1, default=0.1),
+        batch_size=hp.Choice("batch_size", [32, 64, 128], default=64),
+    )
+
+
+def train_size(cfg, data) -> int:
+    return len(data.train)
+
+
+def validation_sample(cfg, data: TranslationData):
+    """Up to `cfg.bleu_sentences` validation pairs, the same for every trial: sources and references."""
+    import numpy as np
+
+    validation = data.corpus.validation
+    picks = np.sort(np.random.default_rng(cfg.seed).choice(len(validation), min(cfg.bleu_sentences, len(validation)),
+                                                           replace=False))
+    return validation.sources[picks], references(cfg, validation.targets[picks])
+
+
+def build_trial(cfg, run, data):
+    from zoo.train import Experiment
+    from zoo.translate import BleuCallback
+
+    train_ds, val_ds, n_train = make_datasets(cfg, data)
+    bleu = BleuCallback(*validation_sample(cfg, data), *tokenizers(cfg, data), batch_size=cfg.eval_batch_size,
+                        max_source_tokens=cfg.max_source_tokens, max_output_length=cfg.max_output_length)
+    return Experiment(make_model(cfg, run, data, n_train), train_ds, val_ds, callbacks=(bleu,))
 
 
 if __name__ == "__main__":
