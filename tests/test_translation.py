@@ -235,6 +235,27 @@ def test_bad_inputs_translate_without_errors(toy):
 
 
 @pytest.mark.slow
+def test_export_with_float16_weights_translates_as_the_rounded_model(toy, tmp_path):
+    from zoo.export import round_weights
+
+    translator = toy["translator"]
+    original = translator.model.get_weights()
+    try:
+        round_weights(translator.model, "float16")
+        path = export_translator(translator, tmp_path / "saved_model", method="beam", metadata={"task": "toy"},
+                                 weights_dtype="float16")
+        sentences = tf.constant(toy["test_src"][:5])
+        expected = {m: translator.function(m)(sentences)["translation"].numpy().tolist() for m in ("greedy", "beam")}
+    finally:
+        translator.model.set_weights(original)
+    stored = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_dtype_map()
+    assert "float16" in {d.name for d in stored.values()} and "float32" not in {d.name for d in stored.values()}
+    model = tf.saved_model.load(str(path))
+    assert model.serve(sentences).numpy().tolist() == expected["beam"]
+    assert model.signatures["greedy"](sentences=sentences)["output_0"].numpy().tolist() == expected["greedy"]
+
+
+@pytest.mark.slow
 def test_export_round_trip_in_a_fresh_process_without_zoo(toy, tmp_path):
     translator = toy["translator"]
     path = export_translator(translator, tmp_path / "saved_model", method="beam", metadata={"task": "toy"})

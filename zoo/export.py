@@ -95,6 +95,10 @@ def stored_weights(model, dtype: str):
     store.weights = [tf.Variable(tf.cast(v.value, dtype), trainable=False) for v in floats]
 
     def reading(fn):
+        # A tf.function is traced anew inside the wrapper: called as one, it would be a nested
+        # function capturing the wrapper's tensors, which a SavedModel cannot store.
+        fn = getattr(fn, "python_function", fn)
+
         @functools.wraps(fn)
         def wrapped(*args):
             mapping = [(v, tf.cast(w, "float32")) for v, w in zip(floats, store.weights)]

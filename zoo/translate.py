@@ -453,8 +453,10 @@ def export_translator(translator: Translator, path, *, metadata: dict, method="b
 
     def run(m, texts):
         # translator.function(m) is traced once (already, if the translator was evaluated): the
-        # signatures call it rather than tracing the decoding loop again.
-        out = translator.function(m)(texts)
+        # signatures call it rather than tracing the decoding loop again. Weights stored in another
+        # dtype are read through a mapping the signature sets up (zoo.export.stored_weights), which a
+        # function traced before cannot see: the decoding is traced into each signature instead.
+        out = translator.function(m)(texts) if weights_dtype == "float32" else translator.translate(texts, m)
         tf.cond(tf.reduce_any(out["truncated"]),
                 lambda: tf.print("warning: translation input longer than", translator.max_source_tokens - 2,
                                  "subwords was truncated; sentences:", tf.where(out["truncated"])[:, 0],
