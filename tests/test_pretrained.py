@@ -28,6 +28,9 @@ from zoo.safety import ALLOWED_OPS, MANIFEST, disallowed_ops, verify_manifest, w
 REPO = Path(__file__).resolve().parents[1]
 SHIPPED_DIR = REPO / "saved_models"
 SHIPPED = sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "metadata.json").is_file())
+KINDS = {name: json.loads((SHIPPED_DIR / name / "metadata.json").read_text())["kind"] for name in SHIPPED}
+TRANSLATORS = [name for name in SHIPPED if KINDS[name] == "translator"]
+CLASSIFIERS = [name for name in SHIPPED if KINDS[name] != "translator"]
 CARD_FIELDS = {"name", "kind", "task", "dataset", "metric", "check", "inputs", "signature_specs", "preprocessing",
                "parameters", "weights", "saved_model_bytes", "requires", "load", "command", "reproduce", "metrics",
                "versions", "published"}
@@ -149,8 +152,9 @@ def copy_entry(name, tmp_path):
 # --- the shipped entries ------------------------------------------------------------------------
 
 
-def test_the_issue_entries_that_exist_are_shipped():
-    assert {"cifar10", "speech_commands", "spoken_digits"} <= set(SHIPPED)
+def test_the_six_entries_of_the_issue_are_shipped():
+    assert set(SHIPPED) == {"cifar10", "imdb_sentiment", "speech_commands", "spoken_digits", "translate_de_en",
+                            "translate_spa_eng"}
 
 
 @pytest.mark.parametrize("name", SHIPPED)
@@ -161,10 +165,10 @@ def test_shipped_entry_has_a_complete_card_a_valid_manifest_and_allowed_ops(name
     card = json.loads((path / "metadata.json").read_text())
     assert CARD_FIELDS <= set(card), CARD_FIELDS - set(card)
     assert card["name"] == name and card["kind"] == detect_kind(signature_specs(path))
-    assert card["task"] in TASKS and card["dataset"]["test_split"] and card["dataset"]["license"]
+    assert task_info(card) is not None and card["dataset"]["test_split"] and card["dataset"]["license"]
     assert card["metric"]["name"] in card["metrics"] and card["metric"]["value"] == card["metrics"][card["metric"]["name"]]
     assert card["check"]["examples"] <= card["check"]["of"] == card["metric"]["examples"]
-    assert 0 < card["check"]["tolerance"] < 0.05
+    assert 0 < card["check"]["tolerance"] < (1.0 if card["metric"]["name"] == "test_bleu" else 0.05)
     assert card["command"].startswith(f"python -m tasks.{card['task']}") and "--output-dir" not in card["reproduce"]
     # Every parameter is stored once; int64 variables are dropout layers' random seed states.
     assert card["parameters"] == sum(n for dtype, n in card["weights"].items() if dtype != "int64") > 0
@@ -177,7 +181,16 @@ def test_shipped_entry_has_a_complete_card_a_valid_manifest_and_allowed_ops(name
         subprocess.run(["sha256sum", "--quiet", "-c", MANIFEST], cwd=path, check=True)
 
 
-@pytest.mark.parametrize("name", SHIPPED)
+@pytest.mark.parametrize("name", TRANSLATORS)
+def test_zoo_load_translates_sentences(name):
+    model = load(SHIPPED_DIR / name)
+    (result,) = model.predict(model.example())
+    assert result["translation"].strip() and result["translation"] != model.example()[0]
+    with pytest.raises(ZooError, match="empty string"):
+        model.predict(["   "])
+
+
+@pytest.mark.parametrize("name", CLASSIFIERS)
 def test_zoo_load_predicts_with_probabilities_and_top_k(name):
     model = load(SHIPPED_DIR / name)
     assert model.metadata["name"] == name
