@@ -483,3 +483,6 @@ def test_translation_search_maximizes_validation_bleu(tmp_path):
         history = json.loads((d / f"trial_{row['trial_id']}" / "tuning.json").read_text())["history"]
         assert float(row["score"]) == history[-1]["val_bleu"] and 0 <= history[-1]["val_bleu"] <= 100
         assert "val_accuracy" in history[-1]
+        # It runs before the CSV log, so the trial's history.csv has it too.
+        header = (d / f"trial_{row['trial_id']}" / "history.csv").read_text().splitlines()[0].split(",")
+        assert "val_bleu" in header

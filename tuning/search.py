@@ -256,7 +256,8 @@ class TaskHyperModel(kt.HyperModel):
         self._trial = None  # the trial's model and pipelines go with it
         record = TrialRecord(run.run_dir / "tuning.json", start=start, continues=hp.values.get("tuner/trial_id"))
         fit(model, experiment.train, experiment.validation, cfg, run, monitor=self.objective.name,
-            extra_callbacks=[*experiment.callbacks, record, *callbacks], initial_epoch=initial_epoch, checkpoint=False)
+            metric_callbacks=experiment.callbacks, extra_callbacks=[record, *callbacks], initial_epoch=initial_epoch,
+            checkpoint=False)
         return recorded_history(record.path)
 
 

@@ -134,13 +134,15 @@ def export_metadata(run: Run, metrics: dict, **fields) -> dict:
             "command": run.command, "versions": package_versions()}
 
 
-def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra_callbacks=(), initial_epoch=0,
-        checkpoint=True):
+def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra_callbacks=(), metric_callbacks=(),
+        initial_epoch=0, checkpoint=True):
     """`model.fit` with the standard callbacks; resumes from `run_dir/backup` if it exists.
 
     Args:
         monitor: the metric the best checkpoint and early stopping follow.
         extra_callbacks: run after the standard ones (so an epoch is backed up before they see it).
+        metric_callbacks: callbacks that add metrics to an epoch's logs (`val_bleu`, say): they run
+            first, so that the CSV log, the checkpoint and early stopping see those metrics.
         initial_epoch: epochs the model has already been trained (a tuner trial that continues
             another one); it trains up to `cfg.epochs` in all.
         checkpoint: keep the best weights in `run_dir/best.weights.h5` (on the chief).
@@ -159,7 +161,7 @@ def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra
     verbose = {"auto": 1 if sys.stdout.isatty() else 2}.get(cfg.verbose, None)
     verbose = int(cfg.verbose) if verbose is None else verbose
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-              callbacks=[*callbacks, *extra_callbacks], shuffle=False, verbose=verbose)
+              callbacks=[*metric_callbacks, *callbacks, *extra_callbacks], shuffle=False, verbose=verbose)
     return read_history(run.run_dir / "history.csv")
 
 
