@@ -153,6 +153,9 @@ def test_bucketing_batches_similar_lengths_and_pads_less():
         lengths = [len(ids[i]) for i in y]
         assert x.shape[1] == max(lengths) and max(lengths) - min(lengths) < 8 + 1
     assert bucket_slots < 0.6 * fixed_slots
+    # The pipeline knows its number of batches (Keras shows the epoch's steps and does not warn).
+    ds = text_dataset(ids, labels, batch_size=16, training=True, bucket_width=8, max_length=64, seed=1)
+    assert int(ds.cardinality()) == len(bucketed) == len(list(ds))
 
 
 def test_evaluation_pipelines_keep_the_order():

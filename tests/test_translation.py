@@ -156,7 +156,13 @@ def test_teacher_forcing_batches_shift_the_target_and_drop_long_pairs():
     ds, kept = teacher_forcing_dataset(sources, targets, batch_size=4, max_source_tokens=10, max_target_tokens=10)
     assert kept == 2
     batches = list(ds)
-    assert sum(len(b[1]) for b in batches) == 2
+    assert sum(len(b[1]) for b in batches) == 2 and int(ds.cardinality()) == len(batches)
+    # Over many pairs of mixed lengths the pipeline still knows its number of batches.
+    rng = np.random.default_rng(0)
+    many = [np.arange(2, 2 + n) for n in rng.integers(3, 40, size=300)]
+    ds, _ = teacher_forcing_dataset(many, many[::-1], batch_size=16, max_source_tokens=64, max_target_tokens=64,
+                                    shuffle=True)
+    assert int(ds.cardinality()) == len(list(ds))
     for (src, tgt_in), tgt_out in batches:
         np.testing.assert_array_equal(tgt_in[:, 1:][tgt_out[:, :-1] != 0], tgt_out[:, :-1][tgt_out[:, :-1] != 0])
         assert np.all(tgt_in.numpy()[:, 0] == START_ID)

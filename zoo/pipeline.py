@@ -145,6 +145,17 @@ def audio_dataset(
     return ds.with_options(options).prefetch(tf.data.AUTOTUNE)
 
 
+def bucketed_batches(lengths, boundaries, batch_size) -> int:
+    """How many batches `Dataset.bucket_by_sequence_length(..., boundaries, [batch_size] * ...)`
+    makes of sequences of `lengths`: each bucket emits its full batches and then its remainder,
+    in any order. Set it with `assert_cardinality` and Keras knows an epoch's steps (no "input ran
+    out of data" warning after the first epoch)."""
+    import numpy as np
+
+    per_bucket = np.bincount(np.searchsorted(boundaries, lengths, side="right"), minlength=len(boundaries) + 1)
+    return int(np.sum(-(-per_bucket // batch_size)))
+
+
 def text_dataset(
     token_ids,
     labels,
@@ -191,6 +202,7 @@ def text_dataset(
         ds = ds.bucket_by_sequence_length(
             lambda x, y: tf.shape(x)[0], bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1))
+        ds = ds.apply(tf.data.experimental.assert_cardinality(bucketed_batches(lengths, boundaries, batch_size)))
     else:
         ds = ds.padded_batch(batch_size, padded_shapes=([max_length if training else None, *features], []))
     options = tf.data.Options()

@@ -58,6 +58,8 @@ def teacher_forcing_dataset(source_ids, target_ids, *, batch_size, max_source_to
     """
     import tensorflow as tf
 
+    from zoo.pipeline import bucketed_batches
+
     keep = [i for i, (s, t) in enumerate(zip(source_ids, target_ids))
             if len(s) <= max_source_tokens and len(t) <= max_target_tokens]
     if not keep:
@@ -76,6 +78,8 @@ def teacher_forcing_dataset(source_ids, target_ids, *, batch_size, max_source_to
     ds = ds.bucket_by_sequence_length(
         lambda s, t: tf.maximum(tf.shape(s)[0], tf.shape(t)[0]), boundaries, [batch_size] * (len(boundaries) + 1),
         padding_values=(PAD_ID, PAD_ID))
+    lengths = [max(len(source_ids[i]), len(target_ids[i])) for i in keep]
+    ds = ds.apply(tf.data.experimental.assert_cardinality(bucketed_batches(lengths, boundaries, batch_size)))
     ds = ds.map(lambda s, t: ((s, t[:, :-1]), t[:, 1:]), num_parallel_calls=tf.data.AUTOTUNE)
     return ds.prefetch(tf.data.AUTOTUNE), len(keep)
 
