@@ -45,6 +45,13 @@ def cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
+def score(metric: str, value: float) -> str:
+    """"89.71% accuracy" for accuracies (fractions), "41.03 BLEU" for BLEU (0-100)."""
+    if metric.endswith("accuracy"):
+        return f"{value:.2%} accuracy"
+    return f"{value:.2f} {'BLEU' if metric.endswith('bleu') else metric.removeprefix('test_')}"
+
+
 def main(argv=None):
     import tensorflow as tf
 
@@ -63,12 +70,11 @@ def main(argv=None):
         _, timings = measure(models_dir() / name, args.calls)
         median, p90 = next((m, p) for sig, _, m, p in timings if sig == SIGNATURE[predictor.kind])
         metric = card["metric"]
-        value = f"{metric['value']:.2%}" if metric["name"].endswith("accuracy") else f"{metric['value']:.2f}"
-        recorded = f"{value} {metric['name'].removeprefix('test_')} ({metric['examples']:,} test)"
+        recorded = f"{score(metric['name'], metric['value'])} ({metric['examples']:,} test)"
         check = "not run (ZOO_DATA_DIR unset)"
         if data_dir:
             r = evaluate(predictor, data_dir)
-            check = f"{r['value']:.2%} ({r['examples']:,} of {r['of']:,})"
+            check = f"{score(metric['name'], r['value'])} ({r['examples']:,} of {r['of']:,})"
         rows.append(f"| `{name}` | {card['task']} | {card['dataset']['short']} | {recorded} | {check} "
                     f"| {size / 1e6:.1f} MB | {card['parameters']:,} | {median:.1f} ms ({p90:.1f}) "
                     f"| {INPUT_KIND[predictor.kind]} | `{card['reproduce']}` |")
