@@ -243,6 +243,24 @@ def test_flip_tta_averages_the_logits_of_an_image_and_its_mirror():
     np.testing.assert_allclose(clone(x), expected, atol=1e-5)
 
 
+def test_shift_tta_adds_the_diagonally_shifted_views_with_reflected_borders():
+    model = build_model("seed_cnn", input_shape=(16, 16, 3), num_classes=NUM_CLASSES)
+    tta = with_flip_tta(model, shift=1)
+    x = np.random.default_rng(0).normal(size=(3, 16, 16, 3)).astype("float32")
+    padded = np.pad(x, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+    up_left, down_right = padded[:, 2:18, 2:18], padded[:, :16, :16]  # content moves by -1 and +1
+    assert up_left[0, 0, 0, 0] == x[0, 1, 1, 0] and down_right[0, 1, 1, 0] == x[0, 0, 0, 0]
+
+    def pair(v):
+        return (model(v) + model(v[:, :, ::-1])) / 2
+
+    expected = pair(x) / 2 + (pair(up_left) + pair(down_right)) / 4
+    np.testing.assert_allclose(tta(x), expected, atol=1e-5)
+    clone = keras.Model.from_config(tta.get_config())
+    clone.set_weights(tta.get_weights())
+    np.testing.assert_allclose(clone(x), expected, atol=1e-5)
+
+
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ValueError, match="Unknown model 'nope'") as e:
         build_model("nope")
