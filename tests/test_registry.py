@@ -243,7 +243,7 @@ def test_flip_tta_averages_the_logits_of_an_image_and_its_mirror():
     np.testing.assert_allclose(clone(x), expected, atol=1e-5)
 
 
-def test_shift_tta_adds_the_diagonally_shifted_views_with_reflected_borders():
+def test_shift_tta_adds_the_diagonally_shifted_views_with_reflected_borders(tmp_path):
     model = build_model("seed_cnn", input_shape=(16, 16, 3), num_classes=NUM_CLASSES)
     tta = with_flip_tta(model, shift=1)
     x = np.random.default_rng(0).normal(size=(3, 16, 16, 3)).astype("float32")
@@ -259,6 +259,11 @@ def test_shift_tta_adds_the_diagonally_shifted_views_with_reflected_borders():
     clone = keras.Model.from_config(tta.get_config())
     clone.set_weights(tta.get_weights())
     np.testing.assert_allclose(clone(x), expected, atol=1e-5)
+    path = export_saved_model(tta, tmp_path / "saved_model", input_signature=[tf.TensorSpec([None, 16, 16, 3])],
+                              serve_fn=lambda v: tta(v, training=False), metadata={})
+    assert disallowed_ops(path) == {}  # MirrorPad, the reflected borders
+    loaded = tf.saved_model.load(str(path))
+    np.testing.assert_allclose(loaded.serve(tf.constant(x)).numpy(), expected, atol=1e-5)
 
 
 def test_unknown_model_lists_the_known_ones():

@@ -5,7 +5,7 @@ Runs a Hyperband, random or Bayesian search over the settings a task declares in
 `zoo.train.fit`), and ends with a results table, plots and the best configuration, which
 `--retrain-best` trains in full with the task's own `main` and exports.
 
-    python -m tuning.search vision.cifar10 --preset fast --tuner hyperband --max-epochs 9 --subset 0.2
+    python -m tuning.search vision.cifar10 --preset fast --validation-split 0.1 --tuner hyperband --max-epochs 9 --subset 0.2
     python -m tuning.search speech.digits --tuner random --max-trials 20 --max-epochs 10
     python -m tuning.search vision.cifar10 --tuner bayesian --fix model=airbench --retrain-best
 
@@ -462,7 +462,8 @@ def main(argv=None, *, callbacks=()) -> dict:
     check_task_flags(task, task_argv, task.search_space(default_hp))
     hypermodel.config([*task_argv, *hypermodel.overrides_argv(default_hp)])
     if objective.name.startswith("val_") and not base_cfg.validation_split:
-        raise ZooError(f"The objective {objective.name} needs validation data: --validation-split is 0.")
+        raise ZooError(f"The objective {objective.name} needs validation data, but --validation-split is 0 "
+                       f"(the preset trains on every example): give --validation-split, e.g. 0.1.")
 
     # Data: once for all the trials this process runs (the chief runs none).
     if not chief:

@@ -24,7 +24,7 @@ from zoo.errors import ZooError
 MANIFEST = "SHA256SUMS"
 
 # The union of the op types in the shipped models, in toy exports of every registered builder
-# (float32 and mixed_bfloat16, flip TTA, each pooling and RNN variant), of the sentiment task
+# (float32 and mixed_bfloat16, flip and shift TTA, each pooling and RNN variant), of the sentiment task
 # (tokenizer, lookup table) and of the translation exporter (WordPiece, beam search), plus the
 # forms the same Python code takes in other TF versions (PartitionedCall, StatelessWhile, ...).
 # `tests/test_registry.py` exports every registered model and checks its ops against this set,
@@ -38,7 +38,7 @@ ALLOWED_OPS = frozenset({
     "SquaredDifference", "Sub", "Sum", "UnsortedSegmentSum",
     # tensors: shapes, slicing, gathering
     "BroadcastTo", "Cast", "ConcatV2", "Const", "DenseBincount", "EnsureShape", "ExpandDims", "Fill", "GatherNd",
-    "GatherV2", "Identity", "IdentityN", "OnesLike", "Pack", "Pad", "PadV2", "Range", "Rank", "Reshape",
+    "GatherV2", "Identity", "IdentityN", "OnesLike", "MirrorPad", "Pack", "Pad", "PadV2", "Range", "Rank", "Reshape",
     "ReverseV2", "Select", "SelectV2", "Shape", "Size", "Slice", "Split", "SplitV", "Squeeze", "StopGradient",
     "StridedSlice", "Tile", "TopKV2", "Transpose", "Unpack", "Where", "ZerosLike",
     # neural network layers
