@@ -2,7 +2,8 @@
 
     python bench/tta_views.py RUN [RUN ...] [--data-dir DIR] [--shifts 1 2]
 
-RUN is a run directory of `python -m tasks.vision.cifar10` (its config.json and model.weights.h5).
+RUN is a run directory of `python -m tasks.vision.cifar10`: its config.json, and model.weights.h5
+or the `--weights` file it was evaluated from.
 The splits are rebuilt from the run's own configuration (validation split and seed), so the
 validation images are the ones the run held out. Views: none, horizontal flip, and flip plus the
 views shifted diagonally by each of `--shifts` pixels (`zoo.models.vision.with_flip_tta`).
@@ -42,15 +43,17 @@ def main(argv=None):
 
     print(f"{'run':<28} {'views':<14} {'validation':>10} {'test':>8}")
     for run in args.runs:
-        saved = json.loads((run / "config.json").read_text())["config"]
+        record = json.loads((run / "config.json").read_text())
+        saved = record["config"]
         cfg = apply_overrides(Config(), {**saved, "data_dir": args.data_dir or saved.get("data_dir"), "tta": False},
                               f"{run}/config.json")
-        keras.mixed_precision.set_dtype_policy(cfg.precision)
+        keras.mixed_precision.set_dtype_policy(record.get("resolved", {}).get("dtype_policy", cfg.precision))
         data = load_data(cfg)
         _, val_ds, test_ds, (_, y_val) = make_datasets(cfg, data)
         model = build_model(cfg.model, num_classes=len(data.class_names), input_shape=data.x_train.shape[1:],
                             **cfg.model_kwargs)
-        model.load_weights(run / "model.weights.h5")
+        # A run trained elsewhere and evaluated with --weights W --epochs 0 has no weights of its own.
+        model.load_weights(run / "model.weights.h5" if (run / "model.weights.h5").exists() else cfg.weights)
         views = [("none", model), ("flip", with_flip_tta(model))]
         views += [(f"flip+shift{s}", with_flip_tta(model, s)) for s in args.shifts]
         for name, classifier in views:

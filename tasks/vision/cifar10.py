@@ -64,12 +64,12 @@ PRESETS = {
                  epochs=20, crop_padding=2, flip=True, tta=True, tta_shift=1, validation_split=0.0,
                  precision="mixed_bfloat16"),
     # Best accuracy: a wider airbench, unscaled logits, 60 epochs with cutout; chosen by a GPU
-    # sweep (bench/README.md). 2 min on one H200; about 7 h on the 2-core CPU in float32
-    # (bench/throughput.py: 111 images/s).
+    # sweep (bench/README.md); flip + 1-pixel shift TTA, chosen on validation (bench/tta_views.py).
+    # 2 min on one H200; hours on the 2-core CPU in float32 (bench/throughput.py: 111 images/s).
     "default": dict(model="airbench", model_kwargs={"widths": (128, 384, 384), "logit_scale": 1.0},
                     optimizer="nesterov", learning_rate=0.2, momentum=0.9, weight_decay=5e-3, schedule="onecycle",
                     pct_start=0.2, label_smoothing=0.2, batch_size=256, epochs=60, crop_padding=4, flip=True,
-                    cutout=16, tta=True, validation_split=0.1),
+                    cutout=16, tta=True, tta_shift=1, validation_split=0.1),
 }
 
 
