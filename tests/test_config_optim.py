@@ -63,6 +63,13 @@ def test_boolean_flags():
     assert parse("--no-resume").resume is False
 
 
+def test_tta_shift_is_a_choice_of_a_few_pixels(capsys):
+    assert parse("--preset", "fast").tta_shift == 1 and parse("--preset", "seed").tta_shift == 0
+    with pytest.raises(SystemExit):
+        parse("--tta-shift", "9")
+    assert "invalid choice: 9" in capsys.readouterr().err
+
+
 def test_unknown_preset_from_the_command_line():
     with pytest.raises(ZooError, match="Unknown preset 'nope'. Known presets: seed, fast, default"):
         parse("--preset", "nope")

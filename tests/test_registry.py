@@ -266,6 +266,12 @@ def test_shift_tta_adds_the_diagonally_shifted_views_with_reflected_borders(tmp_
     np.testing.assert_allclose(loaded.serve(tf.constant(x)).numpy(), expected, atol=1e-5)
 
 
+def test_shift_tta_refuses_a_shift_as_large_as_the_image():
+    model = build_model("seed_cnn", input_shape=(16, 16, 3), num_classes=NUM_CLASSES)
+    with pytest.raises(ValueError, match=r"shift must be in \[0, 16\) pixels. Received: shift=16"):
+        with_flip_tta(model, shift=16)
+
+
 def test_unknown_model_lists_the_known_ones():
     with pytest.raises(ValueError, match="Unknown model 'nope'") as e:
         build_model("nope")

@@ -46,7 +46,8 @@ class Config(TrainConfig):
     flip: bool = option(True, "random horizontal flips")
     cutout: int = option(0, "cutout square size (0 turns it off)")
     tta: bool = option(False, "evaluate and export with horizontal-flip test-time augmentation")
-    tta_shift: int = option(0, "with --tta, also average the views shifted diagonally by this many pixels (0: off)")
+    tta_shift: int = option(0, "with --tta, also average the views shifted diagonally by this many pixels (0: off)",
+                            (0, 1, 2, 3, 4))
     whiten: bool = option(False, "initialize the model's patch stem to whiten training patches, frozen (airbench)")
 
 

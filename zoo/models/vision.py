@@ -202,6 +202,8 @@ def with_flip_tta(model, shift=0):
             down-right, reflected borders), each with its mirror image: airbench's level-2 TTA,
             weighting the unshifted pair 1/2 and each shifted pair 1/4. Six forward passes.
     """
+    if not 0 <= shift < min(model.input_shape[1:3]):
+        raise ValueError(f"shift must be in [0, {min(model.input_shape[1:3])}) pixels. Received: shift={shift}")
     inputs = keras.Input(shape=model.input_shape[1:], name="image")
 
     def flip_mean(x, name):
