@@ -2,6 +2,7 @@
 
 import dataclasses
 import json
+import typing
 
 import keras
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import tensorflow as tf
 
 from tasks.vision.cifar10 import PRESETS, Config
-from zoo.config import parse_config, save_config
+from zoo.config import _declared_bounds, option, parse_config, save_config
 from zoo.errors import ZooError
 from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
 from zoo.optim import OPTIMIZERS, SCHEDULES, OneCycle, StepDecay, make_optimizer, make_schedule
@@ -92,6 +93,102 @@ def test_bad_flags_exit_2(argv, capsys):
         parse(*argv)
     assert e.value.code == 2
     assert "error:" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--batch-size", "0"], "--batch-size must be >= 1. Received: --batch-size 0"),
+    (["--epochs", "-1"], "--epochs must be >= 0. Received: --epochs -1"),
+    (["--subset", "-5"], "--subset must be > 0. Received: --subset -5"),
+    (["--learning-rate", "nan"], "--learning-rate must be a finite number > 0. Received: --learning-rate nan"),
+    (["--learning-rate=-inf"], "--learning-rate must be a finite number > 0. Received: --learning-rate -inf"),
+    (["--learning-rate", "0"], "--learning-rate must be > 0. Received: --learning-rate 0.0"),
+    (["--momentum", "1.5"], "--momentum must be in [0, 1]. Received: --momentum 1.5"),
+    (["--validation-split", "1"], "--validation-split must be in [0, 1). Received: --validation-split 1.0"),
+    (["--pct-start", "0"], "--pct-start must be in (0, 1). Received: --pct-start 0.0"),
+    (["--clipnorm", "0"], "--clipnorm must be > 0. Received: --clipnorm 0.0"),
+    (["--seed", "-1"], "--seed must be in [0, 4294967296). Received: --seed -1"),
+    (["--std", "(0.2, 0, 0.3)"], "--std must be > 0. Received: --std (0.2, 0, 0.3)"),
+    (["--std", "abc"], "--std must be a number > 0. Received: --std 'abc'"),
+    (["--mean", "2"], "--mean must be in [0, 1]. Received: --mean 2"),
+    (["--crop-padding", "-1"], "--crop-padding must be >= 0. Received: --crop-padding -1"),
+])
+def test_numbers_out_of_range_are_one_line_errors_naming_the_flag(argv, message):
+    with pytest.raises(ZooError) as e:
+        parse(*argv)
+    assert str(e.value) == message
+
+
+def test_clipnorm_and_clipvalue_are_one_or_the_other():
+    with pytest.raises(ZooError, match=r"^Set --clipnorm or --clipvalue, not both\. Received: --clipnorm 1.0 --clipvalue 2.0$"):
+        parse("--clipnorm", "1", "--clipvalue", "2")
+
+
+def test_range_edges_are_accepted():
+    cfg = parse("--epochs", "0", "--subset", "1", "--momentum", "0", "--validation-split", "0", "--seed", "4294967295",
+                "--weight-decay", "0", "--label-smoothing", "0", "--std", "1e-3")
+    assert (cfg.epochs, cfg.subset, cfg.momentum, cfg.validation_split, cfg.std) == (0, 1, 0.0, 0.0, 1e-3)
+
+
+def task_configs():
+    from tasks.speech import commands, digits
+    from tasks.text import sentiment, translation
+    from tasks.vision import cifar10
+
+    return [(m.__name__, m.Config, m.PRESETS) for m in (cifar10, sentiment, translation, commands, digits)]
+
+
+def float_flags(cls):
+    hints = typing.get_type_hints(cls)
+    return [f.name for f in dataclasses.fields(cls) if hints[f.name] in (float, typing.Optional[float])]
+
+
+@pytest.mark.parametrize("name, cls, presets", task_configs(), ids=[t[0] for t in task_configs()])
+def test_every_float_flag_of_every_task_refuses_nan_and_infinity(name, cls, presets):
+    flags = float_flags(cls)
+    assert "learning_rate" in flags and "validation_split" in flags
+    for flag in flags:
+        for text in ("nan", "inf", "-inf"):
+            option = "--" + flag.replace("_", "-")
+            with pytest.raises(ZooError, match=rf"^{option} must be a finite number.*Received: {option} -?(nan|inf)$"):
+                parse_config(cls, presets, [f"{option}={text}"])
+
+
+@pytest.mark.parametrize("name, cls, presets", task_configs(), ids=[t[0] for t in task_configs()])
+def test_every_declared_bound_of_every_task_is_checked(name, cls, presets):
+    checked = 0
+    for f in dataclasses.fields(cls):
+        bounds = _declared_bounds(cls, f.name)
+        option = "--" + f.name.replace("_", "-")
+        for key, outside in (("ge", -1), ("gt", 0), ("le", 1), ("lt", 0)):
+            if key in bounds:
+                value = bounds[key] + outside if key != "le" else bounds[key] + 1
+                with pytest.raises(ZooError, match=rf"^{option} must be .*Received: {option} "):
+                    parse_config(cls, presets, [f"{option}={value!r}"])
+                checked += 1
+    assert checked >= 15
+
+
+def test_a_new_field_gets_its_range_checked_for_free_and_a_redeclared_one_keeps_it():
+    from tasks.speech.commands import Config as CommandsConfig
+
+    @dataclasses.dataclass
+    class Extended(Config):
+        heads: int = option(4, "attention heads", ge=1)
+        batch_size: int = option(32, "another default, the same range")
+
+    assert Extended().heads == 4
+    with pytest.raises(ZooError, match=r"^--heads must be >= 1\. Received: --heads 0$"):
+        parse_config(Extended, PRESETS, ["--heads", "0"])
+    with pytest.raises(ZooError, match=r"^--batch-size must be >= 1"):
+        parse_config(Extended, PRESETS, ["--batch-size", "0"])
+    # The speech tasks declare sample_rate again with their own default: SpeechConfig's range holds.
+    with pytest.raises(ZooError, match=r"^--sample-rate must be >= 1000\. Received: --sample-rate 10$"):
+        dataclasses.replace(CommandsConfig(), sample_rate=10)
+
+
+def test_a_preset_with_a_value_out_of_range_is_an_error():
+    with pytest.raises(ZooError, match=r"--epochs must be >= 0"):
+        parse_config(Config, {"default": {"epochs": -3}}, [])
 
 
 def test_model_args_merge_with_the_presets_model_kwargs():

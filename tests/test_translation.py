@@ -404,8 +404,8 @@ def test_task_trains_evaluates_and_exports_on_a_toy_tsv(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--model", "resnet"], "Unknown seq2seq model 'resnet'"),
     (["--model-arg", "target_vocab_size=5"], "set by the task"),
-    (["--max-source-tokens", "2"], "max_source_tokens must be at least 3"),
-    (["--beam-width", "0"], "--beam-width >= 1"),
+    (["--max-source-tokens", "2"], r"--max-source-tokens must be >= 3\. Received: --max-source-tokens 2"),
+    (["--beam-width", "0"], "--beam-width must be >= 1"),
 ])
 def test_config_errors_are_zoo_errors(args, message, tmp_path):
     from tasks.text import translation

@@ -11,6 +11,8 @@ import argparse
 import ast
 import dataclasses
 import json
+import math
+import numbers
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,11 +23,80 @@ from zoo.optim import OPTIMIZERS, SCHEDULES
 from zoo.precision import PRECISIONS
 
 
-def option(default, help, choices=None, **kwargs):
-    """A dataclass field with its command-line help and choices."""
+BOUNDS = ("ge", "gt", "le", "lt")
+
+
+def option(default, help, choices=None, *, ge=None, gt=None, le=None, lt=None, **kwargs):
+    """A dataclass field with its command-line help, choices and range.
+
+    Args:
+        default: the field's default (a dict or list is copied for each instance).
+        help: the flag's help text.
+        choices: the values the flag takes, if only a few.
+        ge, gt, le, lt: bounds of a numeric field (>=, >, <=, <), which `check_config` checks
+            for every config built; a float is also refused NaN and infinities, bounds or not.
+    """
+    metadata = dict(help=help, choices=choices, ge=ge, gt=gt, le=le, lt=lt)
     if isinstance(default, (dict, list)):
-        return field(default_factory=lambda: type(default)(default), metadata=dict(help=help, choices=choices))
-    return field(default=default, metadata=dict(help=help, choices=choices), **kwargs)
+        return field(default_factory=lambda: type(default)(default), metadata=metadata)
+    return field(default=default, metadata=metadata, **kwargs)
+
+
+def describe_range(ge=None, gt=None, le=None, lt=None) -> str:
+    """The range of the bounds in words: ">= 1", "< 1", "in [0, 1)"; "a number" if there are none."""
+    def num(x):
+        return str(x) if isinstance(x, int) else f"{x:g}"
+
+    low = ("[", ge) if ge is not None else ("(", gt) if gt is not None else None
+    high = ("]", le) if le is not None else (")", lt) if lt is not None else None
+    if low and high:
+        return f"in {low[0]}{num(low[1])}, {num(high[1])}{high[0]}"
+    if low:
+        return f"{'>=' if low[0] == '[' else '>'} {num(low[1])}"
+    if high:
+        return f"{'<=' if high[0] == ']' else '<'} {num(high[1])}"
+    return "a number"
+
+
+def check_number(flag: str, value, *, ge=None, gt=None, le=None, lt=None) -> None:
+    """A one-line `ZooError` naming `flag` unless `value` is a finite number within the bounds
+    (one bound or none may be given on each side; `value` may also be a tuple or list of numbers,
+    each checked), e.g. `--batch-size must be >= 1. Received: --batch-size 0`."""
+    expected = describe_range(ge=ge, gt=gt, le=le, lt=lt)
+    within = "" if expected == "a number" else " " + expected
+    values = value if isinstance(value, (tuple, list)) else [value]
+    if not all(isinstance(x, numbers.Real) and not isinstance(x, bool) for x in values):
+        raise ZooError(f"{flag} must be a number{within}. Received: {flag} {value!r}")
+    for x in values:
+        if not math.isfinite(x):
+            raise ZooError(f"{flag} must be a finite number{within}. Received: {flag} {value}")
+        if (ge is not None and x < ge) or (gt is not None and x <= gt) or (le is not None and x > le) \
+                or (lt is not None and x >= lt):
+            raise ZooError(f"{flag} must be {expected}. Received: {flag} {value}")
+
+
+def _declared_bounds(cls, name) -> dict:
+    """The bounds of field `name`, from the nearest class in `cls`'s MRO that declares any."""
+    for c in cls.__mro__:
+        f = getattr(c, "__dataclass_fields__", {}).get(name)
+        bounds = {k: f.metadata[k] for k in BOUNDS if f is not None and f.metadata.get(k) is not None}
+        if bounds:
+            return bounds
+    return {}
+
+
+def check_config(cfg) -> None:
+    """A `ZooError` naming the flag of the first field of `cfg` whose value is out of the range
+    its `option` declares, or a float that is not finite. Fields that are None (unset) pass. A
+    subclass that declares a field again (another default) keeps the range of its base class."""
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        bounds = _declared_bounds(type(cfg), f.name)
+        if value is None or isinstance(value, bool):
+            continue
+        if bounds or isinstance(value, float) or (isinstance(value, (tuple, list))
+                                                  and any(isinstance(x, float) for x in value)):
+            check_number(_flag(f.name), value, **bounds)
 
 
 @dataclass
@@ -33,30 +104,31 @@ class TrainConfig:
     """What every task's training run takes. Tasks subclass it with their data and model fields."""
 
     preset: str = option("default", "named recipe; flags given on the command line override it")
-    epochs: int = option(10, "training epochs")
-    batch_size: int = option(128, "global batch size")
+    epochs: int = option(10, "training epochs", ge=0)
+    batch_size: int = option(128, "global batch size", ge=1)
     optimizer: str = option("nesterov", "optimizer", OPTIMIZERS)
-    learning_rate: float = option(0.01, "base (peak) learning rate")
-    momentum: float = option(0.9, "momentum of momentum/nesterov")
-    weight_decay: float = option(0.0, "decoupled weight decay (0 turns it off)")
-    clipnorm: typing.Optional[float] = option(None, "clip each gradient to this norm")
-    clipvalue: typing.Optional[float] = option(None, "clip gradients to [-v, v]")
+    learning_rate: float = option(0.01, "base (peak) learning rate", gt=0)
+    momentum: float = option(0.9, "momentum of momentum/nesterov", ge=0, le=1)
+    weight_decay: float = option(0.0, "decoupled weight decay (0 turns it off)", ge=0)
+    clipnorm: typing.Optional[float] = option(None, "clip each gradient to this norm", gt=0)
+    clipvalue: typing.Optional[float] = option(None, "clip gradients to [-v, v]", gt=0)
     schedule: str = option("cosine", "learning-rate schedule", SCHEDULES)
-    warmup_epochs: float = option(0.0, "cosine: epochs of linear warm-up")
-    step_epochs: float = option(7.0, "step: decay every this many epochs")
-    step_factor: float = option(0.7, "step: multiply the learning rate by this")
-    pct_start: float = option(0.25, "onecycle: fraction of the run spent warming up")
-    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss")
-    early_stopping_patience: typing.Optional[int] = option(None, "stop after this many epochs without val improvement")
+    warmup_epochs: float = option(0.0, "cosine: epochs of linear warm-up", ge=0)
+    step_epochs: float = option(7.0, "step: decay every this many epochs", gt=0)
+    step_factor: float = option(0.7, "step: multiply the learning rate by this", gt=0)
+    pct_start: float = option(0.25, "onecycle: fraction of the run spent warming up", gt=0, lt=1)
+    label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", ge=0, lt=1)
+    early_stopping_patience: typing.Optional[int] = option(None, "stop after this many epochs without val improvement",
+                                                                ge=0)
     precision: str = option("auto", "dtype policy (auto: mixed_float16 on GPUs with cc >= 7.0, else float32)", PRECISIONS)
     distribute: str = option("auto", "distribution strategy", DISTRIBUTIONS)
     jit_compile: str = option("auto", "XLA (auto: on for GPUs; off on CPUs, where oneDNN measured faster)", ("auto", "true", "false"))
-    seed: int = option(0, "seeds Python, NumPy, TensorFlow and Keras")
+    seed: int = option(0, "seeds Python, NumPy, TensorFlow and Keras", ge=0, lt=2**32)
     deterministic: bool = option(False, "deterministic tf.data and TF ops (slower)")
     data_dir: typing.Optional[str] = option(None, "local dataset directory (default: $ZOO_DATA_DIR, else TFDS)")
     output_dir: typing.Optional[str] = option(None, "run directory (default: runs/<task>-<preset>)")
-    validation_split: float = option(0.2, "fraction of the training set held out for validation")
-    subset: typing.Optional[int] = option(None, "train on the first N training examples only (quick runs)")
+    validation_split: float = option(0.2, "fraction of the training set held out for validation", ge=0, lt=1)
+    subset: typing.Optional[int] = option(None, "train on the first N training examples only (quick runs)", gt=0)
     resume: bool = option(True, "resume from the run directory's last finished epoch (--no-resume starts over)")
     tensorboard: bool = option(True, "write TensorBoard logs")
     export: bool = option(True, "export a SavedModel at the end")
@@ -66,6 +138,12 @@ class TrainConfig:
                                  ("float32", "float16", "int8"))
     verbose: str = option("auto", "Keras fit verbosity: auto, 0, 1 or 2", ("auto", "0", "1", "2"))
     weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
+
+    def __post_init__(self):
+        check_config(self)
+        if self.clipnorm is not None and self.clipvalue is not None:
+            raise ZooError(f"Set --clipnorm or --clipvalue, not both. Received: --clipnorm {self.clipnorm} "
+                           f"--clipvalue {self.clipvalue}")
 
 
 def _flag(name):
@@ -167,21 +245,16 @@ class SpeechConfig(TrainConfig):
 
     model: str = option("ds_cnn", "registered speech model (see zoo.list_models('speech'))")
     model_kwargs: dict = option({}, "builder argument, repeatable: --model-arg filters=128 --model-arg time_masks=0")
-    sample_rate: int = option(16000, "the model's sample rate in Hz; clips at other rates are resampled")
-    clip_seconds: float = option(1.0, "clips are padded or trimmed (centred) to this length")
-    validation_split: float = option(0.1, "fraction held out for validation (by speaker where the corpus has them)")
-    test_split: float = option(0.1, "fraction of speakers held out for testing (corpora without an official test split)")
-    time_shift_ms: float = option(100.0, "shift training clips by up to +-this many ms (0 turns it off)")
-    noise_prob: float = option(0.8, "probability of mixing a _silence_ (background noise) clip into a training clip")
-    noise_volume: float = option(0.1, "the noise clip is scaled by a uniform gain in [0, this]")
-
-    def __post_init__(self):
-        checks = [("sample_rate", self.sample_rate >= 1000, ">= 1000 Hz"), ("clip_seconds", self.clip_seconds > 0, "> 0"),
-                  ("time_shift_ms", self.time_shift_ms >= 0, ">= 0"), ("noise_prob", 0 <= self.noise_prob <= 1, "in [0, 1]"),
-                  ("noise_volume", self.noise_volume >= 0, ">= 0")]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ZooError(f"{name} must be {expected}. Received: {name}={getattr(self, name)!r}")
+    sample_rate: int = option(16000, "the model's sample rate in Hz; clips at other rates are resampled", ge=1000)
+    clip_seconds: float = option(1.0, "clips are padded or trimmed (centred) to this length", gt=0)
+    validation_split: float = option(0.1, "fraction held out for validation (by speaker where the corpus has them)",
+                                     ge=0, lt=1)
+    test_split: float = option(0.1, "fraction of speakers held out for testing (corpora without an official test split)",
+                               ge=0, lt=1)
+    time_shift_ms: float = option(100.0, "shift training clips by up to +-this many ms (0 turns it off)", ge=0)
+    noise_prob: float = option(0.8, "probability of mixing a _silence_ (background noise) clip into a training clip",
+                              ge=0, le=1)
+    noise_volume: float = option(0.1, "the noise clip is scaled by a uniform gain in [0, this]", ge=0)
 
     @property
     def num_samples(self) -> int:

@@ -50,14 +50,15 @@ class Config(TrainConfig):
     model_kwargs: dict = option({}, "builder argument, repeatable: --model-arg units=(64,64) --model-arg pooling=max")
     text_folder: typing.Optional[str] = option(None, "a Keras text folder (train/<class>/*.txt, test/<class>/*.txt) "
                                                      "instead of IMDB")
-    vocab_size: int = option(20000, "vocabulary size, padding and out-of-vocabulary ids included")
-    bigrams: int = option(0, "size of a bigram vocabulary: each token also embeds the bigram it ends (0: words only)")
-    max_length: int = option(400, "keep at most this many tokens of each review")
+    vocab_size: int = option(20000, "vocabulary size, padding and out-of-vocabulary ids included", ge=3)
+    bigrams: int = option(0, "size of a bigram vocabulary: each token also embeds the bigram it ends (0: words only)",
+                          ge=0)
+    max_length: int = option(400, "keep at most this many tokens of each review", ge=1)
     truncate: str = option("head", "which end of a long review to keep", ("head", "tail"))
-    max_chars: int = option(20000, "read at most this many characters of a review (IMDB's longest: 13,704)")
+    max_chars: int = option(20000, "read at most this many characters of a review (IMDB's longest: 13,704)", ge=1)
     bucket_width: int = option(32, "training batches group reviews whose lengths fall in buckets this wide "
-                                   "(0: pad every batch to --max-length)")
-    mistakes: int = option(20, "how many of the most confident test mistakes to report")
+                                   "(0: pad every batch to --max-length)", ge=0)
+    mistakes: int = option(20, "how many of the most confident test mistakes to report", ge=0)
 
 
 _RECIPE = dict(optimizer="adamw", learning_rate=2e-3, weight_decay=1e-2, schedule="cosine", warmup_epochs=0.5,

@@ -50,25 +50,27 @@ class Config(TrainConfig):
     tfds: typing.Optional[str] = option(None, "train on this TFDS translation dataset instead (needs a network)")
     model: str = option("bahdanau_lstm", "registered seq2seq model (see zoo.list_models('seq2seq'))")
     model_kwargs: dict = option({}, "builder argument, repeatable: --model-arg units=256 --model-arg dropout=0.3")
-    source_vocab_size: int = option(8000, "WordPiece vocabulary of the source (at most; learned on train)")
-    target_vocab_size: int = option(8000, "WordPiece vocabulary of the target (at most; learned on train)")
+    source_vocab_size: int = option(8000, "WordPiece vocabulary of the source (at most; learned on train)", ge=5)
+    target_vocab_size: int = option(8000, "WordPiece vocabulary of the target (at most; learned on train)", ge=5)
     lowercase_source: bool = option(True, "case-fold source sentences")
     lowercase_target: bool = option(False, "case-fold target sentences (then references are compared lowercased too)")
+    # At least 3: [START], a token, [END].
     max_source_tokens: int = option(64, "source subwords read, [START]/[END] included: longer training pairs are "
-                                        "left out, longer inputs at test time and in the SavedModel are truncated")
-    max_target_tokens: int = option(64, "training pairs with longer targets are left out")
-    max_output_length: int = option(64, "decoding stops after this many tokens")
-    beam_width: int = option(4, "beam search width (1: greedy)")
-    length_penalty: float = option(0.6, "beam search length penalty alpha, GNMT's ((5 + len) / 6) ** alpha")
+                                        "left out, longer inputs at test time and in the SavedModel are truncated",
+                                   ge=3)
+    max_target_tokens: int = option(64, "training pairs with longer targets are left out", ge=3)
+    max_output_length: int = option(64, "decoding stops after this many tokens", ge=1)
+    beam_width: int = option(4, "beam search width (1: greedy)", ge=1)
+    length_penalty: float = option(0.6, "beam search length penalty alpha, GNMT's ((5 + len) / 6) ** alpha", ge=0)
     decode: str = option("beam", "decoding of the SavedModel's `serve` and of the headline test_bleu",
                          ("beam", "greedy"))
-    eval_batch_size: int = option(64, "sentences a batch when translating the test set")
+    eval_batch_size: int = option(64, "sentences a batch when translating the test set", ge=1)
     bleu_sentences: int = option(200, "tuning: validation pairs greedy-decoded after every epoch of a trial for its "
-                                      "val_bleu objective")
-    samples: int = option(10, "sample translations printed and written to samples.txt")
-    attention_plots: int = option(4, "test sentences drawn as attention heatmaps")
-    validation_split: float = option(0.05, "TSV corpora: fraction of source sentences held out for validation")
-    test_split: float = option(0.05, "TSV corpora: fraction of source sentences held out for testing")
+                                      "val_bleu objective", ge=1)
+    samples: int = option(10, "sample translations printed and written to samples.txt", ge=0)
+    attention_plots: int = option(4, "test sentences drawn as attention heatmaps", ge=0)
+    validation_split: float = option(0.05, "TSV corpora: fraction of source sentences held out for validation", ge=0, lt=1)
+    test_split: float = option(0.05, "TSV corpora: fraction of source sentences held out for testing", ge=0, lt=1)
     weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and "
                                                  "export only); vocabularies are read from the same directory")
 
@@ -97,12 +99,6 @@ def check_config(cfg) -> None:
     if reserved:
         raise ZooError(f"--model-arg {', '.join(reserved)}: set by the task (use --source-vocab-size and "
                        "--target-vocab-size).")
-    for name in ("max_source_tokens", "max_target_tokens"):
-        if getattr(cfg, name) < 3:
-            raise ZooError(f"{name} must be at least 3 ([START], a token, [END]). Received: {getattr(cfg, name)}")
-    if cfg.beam_width < 1 or cfg.max_output_length < 1 or cfg.length_penalty < 0:
-        raise ZooError(f"Need --beam-width >= 1, --max-output-length >= 1 and --length-penalty >= 0. Received: "
-                       f"{cfg.beam_width}, {cfg.max_output_length}, {cfg.length_penalty}")
 
 
 def vocabularies(cfg, train, run_dir=None):

@@ -40,11 +40,12 @@ CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 class Config(TrainConfig):
     model: str = option("airbench", "registered vision model (see zoo.list_models('vision'))")
     model_kwargs: dict = option({}, "builder argument, repeatable: --model-arg depth=56 --model-arg width=32")
-    mean: typing.Any = option(CIFAR10_MEAN, "normalization mean, a scalar or per channel, in [0, 1] units")
-    std: typing.Any = option(CIFAR10_STD, "normalization std, a scalar or per channel")
-    crop_padding: int = option(4, "random crop with this much zero padding (0 turns it off)")
+    mean: typing.Any = option(CIFAR10_MEAN, "normalization mean, a scalar or per channel, in [0, 1] units",
+                               ge=0, le=1)
+    std: typing.Any = option(CIFAR10_STD, "normalization std, a scalar or per channel", gt=0)
+    crop_padding: int = option(4, "random crop with this much zero padding (0 turns it off)", ge=0)
     flip: bool = option(True, "random horizontal flips")
-    cutout: int = option(0, "cutout square size (0 turns it off)")
+    cutout: int = option(0, "cutout square size (0 turns it off)", ge=0)
     tta: bool = option(False, "evaluate and export with horizontal-flip test-time augmentation")
     tta_shift: int = option(0, "with --tta, also average the views shifted diagonally by this many pixels (0: off)",
                             (0, 1, 2, 3, 4))
