@@ -177,7 +177,7 @@ def test_importance_ranks_what_explains_the_score():
                  id="unknown-hyperparameter"),
     pytest.param(["vision.cifar10", "--objective", "val_f1"], r"--objective must be NAME:min or NAME:max", id="objective"),
     pytest.param(["vision.cifar10", "--learning-rate", "0.1"], r"--learning-rate: set by the search", id="searched-flag"),
-    pytest.param(["vision.cifar10", "--max-epochs", "0"], r"--max-epochs must be positive", id="max-epochs"),
+    pytest.param(["vision.cifar10", "--max-epochs", "0"], r"--max-epochs must be > 0\. Received: --max-epochs 0", id="max-epochs"),
     pytest.param(["vision.cifar10", "--preset", "fast"],
                  r"val_accuracy needs validation data, but --validation-split is 0 .* give --validation-split",
                  id="no-validation-data"),

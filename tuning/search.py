@@ -58,7 +58,7 @@ import keras_tuner as kt
 from keras_tuner.engine.hyperparameters import Fixed
 
 from tuning import results
-from zoo.config import _parse_value, build_parser, parse_config, to_argv
+from zoo.config import _parse_value, build_parser, check_number, parse_config, to_argv
 from zoo.errors import ZooError
 from zoo.train import fit, setup_run
 
@@ -406,9 +406,9 @@ def parse_args(argv):
     args, task_argv = parser.parse_known_args(argv)
     if args.tuner not in TUNERS:
         raise ZooError(f"Unknown tuner {args.tuner!r}. Known: {', '.join(TUNERS)}.")
-    for name in ("max_epochs", "max_trials", "time_limit"):
-        if getattr(args, name) is not None and getattr(args, name) <= 0:
-            raise ZooError(f"--{name.replace('_', '-')} must be positive. Received: {getattr(args, name)}")
+    for name in ("max_epochs", "max_trials", "time_limit", "subset"):
+        if getattr(args, name) is not None:
+            check_number(f"--{name.replace('_', '-')}", getattr(args, name), gt=0)
     return args, task_argv
 
 
@@ -422,7 +422,28 @@ def check_task_flags(task, task_argv, searched):
                        f"--directory and --subset are the search's own flags).")
 
 
+def check_search_files(directory: Path):
+    """A `ZooError` naming the first JSON file of the search in `directory` that does not parse
+    (a search killed while a file was written, a full disk), and how to go on: KerasTuner itself
+    fails on it with a bare `Expecting value: line 1 column 501`."""
+    files = [directory / "search.json", directory / "oracle.json", *sorted(directory.glob("tuner*.json")),
+             *sorted(directory.glob("trial_*/trial.json")), *sorted(directory.glob("trial_*/tuning.json"))]
+    for path in files:
+        try:
+            json.loads(path.read_bytes())
+        except FileNotFoundError:
+            continue
+        except ValueError as e:  # JSONDecodeError and UnicodeDecodeError both are
+            if path.name == "tuning.json":
+                how = (f"delete it (trial {path.parent.name.removeprefix('trial_')} then shows no epochs in the "
+                       "results table) or pass --overwrite to start the search over")
+            else:
+                how = "pass --overwrite to start the search over (KerasTuner resumes only with every trial's file)"
+            raise ZooError(f"{path}: corrupt, not JSON ({e}): {how}.") from None
+
+
 def check_resumable(directory: Path, settings: dict):
+    check_search_files(directory)
     path = directory / "search.json"
     if not path.exists():
         return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+from zoo.errors import ZooError
+
 DISTRIBUTIONS = ("auto", "none", "mirrored", "multiworker")
 
 
@@ -31,7 +33,7 @@ def get_strategy(distribute: str = "auto"):
     if distribute == "mirrored":
         return tf.distribute.MirroredStrategy()
     if "TF_CONFIG" not in os.environ:
-        raise ValueError("distribute=multiworker needs TF_CONFIG (cluster and task) in the environment.")
+        raise ZooError("--distribute multiworker needs TF_CONFIG (cluster and task) in the environment.")
     return tf.distribute.MultiWorkerMirroredStrategy()
 
 

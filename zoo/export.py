@@ -14,6 +14,8 @@ from pathlib import Path
 
 import keras
 
+from zoo.errors import ZooError
+
 
 def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict, extra_signatures=None, track=(),
                        weights_dtype: str = "float32"):
@@ -37,10 +39,13 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
             quantized (`reduce_precision(model, "int8")`): its int8 variables are stored as they are.
 
     Raises:
+        ZooError: if a weight of `model` or a metric of `metadata["metrics"]` is NaN or infinite
+            (training diverged); nothing is written then.
         ValueError: if a signature's graph uses cuDNN-only ops (a SavedModel traced on a GPU
             that would not load on a CPU).
     """
     path = Path(path)
+    check_finite(path, weights=non_finite_weights(model), metrics=non_finite_metrics(metadata.get("metrics") or {}))
     with atomic_directory(path) as tmp:
         # Trace RNNs with the kernels every device has: a model trained on a GPU still loads on a CPU.
         portable_rnns(model)
@@ -69,6 +74,51 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
     return path
 
 
+def non_finite_weights(model) -> list:
+    """The paths of `model`'s floating-point variables that hold a NaN or an infinity."""
+    import numpy as np
+
+    bad = []
+    for v in model.variables:
+        value = keras.ops.convert_to_numpy(v)
+        if np.issubdtype(value.dtype, np.floating) and not np.isfinite(value).all():
+            bad.append(v.path)
+    return bad
+
+
+def non_finite_metrics(metrics: dict, prefix: str = "") -> list:
+    """The names of the metrics (`a.b` inside nested dicts) that are NaN or infinite floats."""
+    import math
+
+    bad = []
+    for name, value in metrics.items():
+        if isinstance(value, dict):
+            bad += non_finite_metrics(value, f"{prefix}{name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            bad.append(f"{prefix}{name}")
+    return bad
+
+
+def check_finite(what, *, weights=(), metrics=()) -> None:
+    """A `ZooError` naming `what` if `weights` or `metrics` (names of the non-finite ones, as
+    `non_finite_weights` and `non_finite_metrics` list them) is not empty: a model that
+    diverged is neither exported nor published.
+
+    Args:
+        what: the SavedModel or entry refused, named in the message.
+        weights: names of the weights that hold NaN or infinite values.
+        metrics: names of the metrics that are NaN or infinite.
+    """
+    def names(items):
+        items = list(items)
+        return ", ".join(items[:5]) + (f" and {len(items) - 5} more" if len(items) > 5 else "")
+
+    parts = [f"weights {names(weights)}" if weights else "", f"metrics {names(metrics)}" if metrics else ""]
+    if weights or metrics:
+        raise ZooError(f"{what}: refused, not finite (NaN or infinite): {'; '.join(p for p in parts if p)}. Training "
+                       "diverged: lower the learning rate (--learning-rate) and train again.")
+
+
 def stored_weights(model, dtype: str):
     """Copies of `model`'s float32 weights in `dtype`, and a wrapper for functions to read them.
 
@@ -79,7 +129,7 @@ def stored_weights(model, dtype: str):
     are. Round the model itself first (`round_weights`) to evaluate exactly what is stored.
 
     Raises:
-        ValueError: a weight beyond the range of `dtype`.
+        ZooError: a weight beyond the range of `dtype`.
     """
     import functools
 
@@ -90,7 +140,8 @@ def stored_weights(model, dtype: str):
     limit = float(np.finfo(dtype).max)
     too_big = [v.path for v in floats if float(np.max(np.abs(keras.ops.convert_to_numpy(v)), initial=0)) > limit]
     if too_big:
-        raise ValueError(f"Weights beyond the range of {dtype} (+-{limit:g}): {', '.join(too_big[:5])}.")
+        raise ZooError(f"Weights beyond the range of {dtype} (+-{limit:g}): {', '.join(too_big[:5])}. Export them "
+                       "in float32 (--export-weights float32).")
     store = tf.Module()
     store.weights = [tf.Variable(tf.cast(v.value, dtype), trainable=False) for v in floats]
 

@@ -15,7 +15,8 @@ not a WAV, or an empty string is a one-line error with exit code 2.
 from __future__ import annotations
 
 import argparse
-import json
+
+from zoo.cli import dumps_strict
 
 
 def format_result(source, result) -> str:
@@ -48,16 +49,17 @@ def main(argv=None) -> list[dict]:
     if not args.name or not args.inputs:
         parser.error("give an entry name and at least one input (or --list)")
     if args.top_k < 1:
-        parser.error(f"--top-k must be >= 1. Received: {args.top_k}")
+        parser.error(f"--top-k must be >= 1. Received: --top-k {args.top_k}")
 
     predictor = load(args.name, trust=args.trust)
     if predictor.kind == "keras":
         raise ZooError(f"{args.name}: a .keras file takes arrays, not files or texts; use zoo.load(...).predict(arrays).")
     results = predictor.predict(args.inputs, top_k=args.top_k)
     if args.json:
-        print(json.dumps({"model": predictor.name, "task": predictor.metadata.get("task"), "kind": predictor.kind,
-                          "results": [{"input": x, **r} for x, r in zip(args.inputs, results)]},
-                         indent=2, ensure_ascii=False))
+        # Strict JSON: a probability that is NaN (a diverged model) is null, not the `NaN` no parser reads.
+        print(dumps_strict({"model": predictor.name, "task": predictor.metadata.get("task"), "kind": predictor.kind,
+                            "results": [{"input": x, **r} for x, r in zip(args.inputs, results)]},
+                           indent=2, ensure_ascii=False))
     else:
         for x, r in zip(args.inputs, results):
             print(format_result(x, r))

@@ -55,18 +55,33 @@ def _reproduce(command: str | None) -> str | None:
     return shlex.join(out)
 
 
-def _weights(source: Path) -> dict:
-    """How many weights of each dtype the SavedModel's checkpoint stores."""
-    import numpy as np
+def _checkpoint(source: Path):
     import tensorflow as tf
 
     reader = tf.train.load_checkpoint(str(source / "variables" / "variables"))
-    shapes, dtypes = reader.get_variable_to_shape_map(), reader.get_variable_to_dtype_map()
+    dtypes = reader.get_variable_to_dtype_map()
+    return reader, {k: v for k, v in dtypes.items() if k != "_CHECKPOINTABLE_OBJECT_GRAPH"}
+
+
+def _weights(source: Path) -> dict:
+    """How many weights of each dtype the SavedModel's checkpoint stores."""
+    import numpy as np
+
+    reader, dtypes = _checkpoint(source)
     counts = {}
-    for key, shape in shapes.items():
-        if key != "_CHECKPOINTABLE_OBJECT_GRAPH":
+    for key, shape in reader.get_variable_to_shape_map().items():
+        if key in dtypes:
             counts[dtypes[key].name] = counts.get(dtypes[key].name, 0) + int(np.prod(shape))
     return counts
+
+
+def _non_finite_weights(source: Path) -> list:
+    """The checkpoint keys of the SavedModel's floating-point weights that hold NaN or infinity."""
+    import numpy as np
+
+    reader, dtypes = _checkpoint(source)
+    return sorted(k for k, dtype in dtypes.items()
+                  if dtype.is_floating and not np.isfinite(reader.get_tensor(k)).all())
 
 
 def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = None) -> dict:
@@ -177,8 +192,13 @@ def publish(run_dir, name: str, *, models_dir=None, force: bool = False, metric:
         force: replace an existing entry of that name.
         metric: the test metric the card records (default: test_accuracy, else test_bleu).
         max_mb: the largest entry allowed, in MB (10^6 bytes).
+
+    Raises:
+        ZooError: no SavedModel, a bad name, an existing entry without `force`, ops `zoo.load`
+            refuses, weights or metrics that are NaN or infinite (a run that diverged), or an
+            entry over `max_mb`.
     """
-    from zoo.export import atomic_directory
+    from zoo.export import atomic_directory, check_finite, non_finite_metrics
     from zoo.pretrained import load, models_dir as default_models_dir
     from zoo.safety import MANIFEST, check_saved_model_ops, entry_files, write_manifest
 
@@ -193,6 +213,7 @@ def publish(run_dir, name: str, *, models_dir=None, force: bool = False, metric:
         raise ZooError(f"{dest} exists: pass --force to replace it.")
     check_saved_model_ops(source)  # an entry that zoo.load refuses helps nobody
     card = model_card(source, run_dir, name, metric=metric)
+    check_finite(source, weights=_non_finite_weights(source), metrics=non_finite_metrics(card["metrics"]))
 
     with atomic_directory(dest) as tmp:
         for f in entry_files(source):
@@ -212,6 +233,8 @@ def publish(run_dir, name: str, *, models_dir=None, force: bool = False, metric:
 
 
 def main(argv=None) -> Path:
+    from zoo.config import check_number
+
     parser = argparse.ArgumentParser(prog="python -m zoo.publish", description=__doc__.split("\n")[0])
     parser.add_argument("run_dir", metavar="RUN_DIR", help="a run directory with saved_model/, or a SavedModel")
     parser.add_argument("name", metavar="NAME", help="the entry's name, e.g. cifar10")
@@ -220,6 +243,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--metric", default=None, help="the test metric to record (default: test_accuracy or test_bleu)")
     parser.add_argument("--max-mb", type=float, default=MAX_MB, help="the largest entry allowed, MB")
     args = parser.parse_args(argv)
+    check_number("--max-mb", args.max_mb, gt=0)
     dest = publish(args.run_dir, args.name, models_dir=args.models_dir, force=args.force, metric=args.metric,
                    max_mb=args.max_mb)
     card = json.loads((dest / "metadata.json").read_text())

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import inspect
+import numbers
 from typing import Callable
+
+from zoo.errors import ZooError
 
 _REGISTRY: dict[str, Callable] = {}
 _DOMAINS: dict[str, str] = {}
@@ -47,7 +50,7 @@ def model_domain(name: str) -> str:
 def get_builder(name: str) -> Callable:
     _ensure_loaded()
     if name not in _REGISTRY:
-        raise ValueError(f"Unknown model {name!r}. Known models: {', '.join(list_models())}.")
+        raise ZooError(f"Unknown model {name!r}. Known models: {', '.join(list_models())}.")
     return _REGISTRY[name]
 
 
@@ -61,19 +64,43 @@ def builder_arguments(name: str) -> dict:
     }
 
 
+def _check_argument_types(name: str, kwargs: dict, known: dict) -> None:
+    """A `ZooError` for an argument whose builder default is a number or a bool given a value of
+    another kind (`--model-arg depth=abc` reaches the builder as the string 'abc')."""
+    for key, value in kwargs.items():
+        default = known[key]
+        if isinstance(default, bool):
+            ok, kind = isinstance(value, bool), "True or False"
+        elif isinstance(default, numbers.Real):
+            ok, kind = isinstance(value, numbers.Real) and not isinstance(value, bool), "a number"
+        else:
+            continue
+        if not ok:
+            raise ZooError(f"Model {name!r}: {key} must be {kind} (default {default!r}). Received: {key}={value!r}")
+
+
 def build_model(name: str, **kwargs):
     """Builds the registered model `name`.
 
     Keyword arguments that are `None` are dropped, so a flag the user did not set keeps the
-    builder's default. An argument the builder does not take is an error.
+    builder's default. An unknown model, an argument the builder does not take, an argument of
+    the wrong kind, and a `ValueError` or `TypeError` of the builder (which names the argument
+    it refuses) are a `ZooError` naming the model and the arguments it was given.
     """
     builder = get_builder(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     known = builder_arguments(name)
     unknown = sorted(set(kwargs) - set(known))
     if unknown:
-        raise ValueError(
+        raise ZooError(
             f"Model {name!r} does not take {', '.join(unknown)}. "
             f"It takes: {', '.join(sorted(known))}."
         )
-    return builder(**kwargs)
+    _check_argument_types(name, kwargs, known)
+    try:
+        return builder(**kwargs)
+    except ZooError:
+        raise
+    except (TypeError, ValueError) as e:
+        given = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        raise ZooError(f"Model {name!r} can not be built with {given}: {e}") from e

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from zoo.errors import DataError
+
 RESERVED_TOKENS = ("[PAD]", "[UNK]", "[START]", "[END]")
 PAD_ID, UNK_ID, START_ID, END_ID = 0, 1, 2, 3
 
@@ -188,4 +190,7 @@ class SubwordTokenizer:
     @classmethod
     def load(cls, path, **kwargs) -> "SubwordTokenizer":
         """A tokenizer from a vocabulary file written by `save`; `kwargs` as the constructor's."""
-        return cls(Path(path).read_text(encoding="utf-8").splitlines(), **kwargs)
+        try:
+            return cls(Path(path).read_text(encoding="utf-8").splitlines(), **kwargs)
+        except ValueError as e:  # UnicodeDecodeError too
+            raise DataError(f"{path}: not a vocabulary file: {e}") from e

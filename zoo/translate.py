@@ -23,6 +23,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from zoo.errors import ZooError
 from zoo.subword import END_ID, PAD_ID, RESERVED_TOKENS, START_ID
 
 NEG = -1e9  # the log-probability of a forbidden token (finite, so sums never become NaN)
@@ -63,8 +64,8 @@ def teacher_forcing_dataset(source_ids, target_ids, *, batch_size, max_source_to
     keep = [i for i, (s, t) in enumerate(zip(source_ids, target_ids))
             if len(s) <= max_source_tokens and len(t) <= max_target_tokens]
     if not keep:
-        raise ValueError(f"No sentence pair fits max_source_tokens={max_source_tokens} and "
-                         f"max_target_tokens={max_target_tokens}.")
+        raise ZooError(f"No sentence pair fits --max-source-tokens {max_source_tokens} and "
+                       f"--max-target-tokens {max_target_tokens}: raise them.")
     def flat(seqs):  # all ids in one tensor, and where each sentence starts and ends
         ends = np.cumsum([len(seqs[i]) for i in keep])
         return tf.constant(np.concatenate([seqs[i] for i in keep]).astype("int32")), ends - [len(seqs[i]) for i in keep], ends

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.errors import DataError
+from zoo.errors import DataError, ZooError
 
 
 def resolve_data_dir(data_dir=None):
@@ -73,5 +73,5 @@ def hash_split(key: str, validation_percent: float, test_percent: float) -> str:
 
 def check_split_fractions(validation_split, test_split):
     if not (0 <= validation_split < 1 and 0 <= test_split < 1 and validation_split + test_split < 1):
-        raise ValueError(f"validation_split and test_split must be in [0, 1) and sum to less than 1. "
-                         f"Received: validation_split={validation_split}, test_split={test_split}")
+        raise ZooError(f"--validation-split and --test-split must be in [0, 1) and sum to less than 1. "
+                       f"Received: --validation-split {validation_split} --test-split {test_split}")
