@@ -85,6 +85,29 @@ def test_a_bug_inside_a_task_is_not_reported_as_a_user_error(monkeypatch, capsys
     assert "error:" not in capsys.readouterr().err
 
 
+def test_user_mistakes_that_were_plain_value_errors_are_zoo_errors(tmp_path, monkeypatch):
+    from zoo.distribute import get_strategy
+    from zoo.subword import SubwordTokenizer
+    from zoo.translate import teacher_forcing_dataset
+
+    vocab = tmp_path / "source_vocab.txt"
+    vocab.write_bytes(b"[PAD]\n[UNK]\n\xff\n")
+    with pytest.raises(DataError, match=rf"^{vocab}: not a vocabulary file: 'utf-8' codec"):
+        SubwordTokenizer.load(vocab)
+    vocab.write_text("hello\nworld\n")
+    with pytest.raises(DataError, match=rf"^{vocab}: not a vocabulary file: The vocabulary must start with"):
+        SubwordTokenizer.load(vocab)
+    with pytest.raises(ZooError, match=r"^No sentence pair fits --max-source-tokens 3 and --max-target-tokens 3"):
+        teacher_forcing_dataset([np.arange(2, 9)], [np.arange(2, 9)], batch_size=1, max_source_tokens=3,
+                                max_target_tokens=3)
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ZooError, match="--distribute multiworker needs TF_CONFIG"):
+        get_strategy("multiworker")
+    monkeypatch.setenv("TF_CONFIG", "{cluster")
+    with pytest.raises(ZooError, match=r"^TF_CONFIG in the environment is not a JSON object"):
+        get_strategy("auto")
+
+
 # --- arguments that are not UTF-8 ---------------------------------------------------------------
 
 

@@ -331,7 +331,7 @@ def test_split_by_source_is_deterministic_and_keeps_translations_of_a_sentence_t
         assert splits[i] == splits[i + 1] == splits[i + 2]
     counts = {s: splits.count(s) / len(splits) for s in ("train", "validation", "test")}
     assert counts["train"] == pytest.approx(0.8, abs=0.05) and counts["test"] == pytest.approx(0.1, abs=0.04)
-    with pytest.raises(ValueError, match="validation_split and test_split"):
+    with pytest.raises(ZooError, match="--validation-split and --test-split must be in"):
         split_by_source(sources, 0.6, 0.5)
 
 

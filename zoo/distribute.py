@@ -21,7 +21,10 @@ def get_strategy(distribute: str = "auto"):
     if distribute not in DISTRIBUTIONS:
         raise ValueError(f"distribute must be one of {', '.join(DISTRIBUTIONS)}. Received: {distribute!r}")
     if distribute == "auto":
-        cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+        try:
+            cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+        except (ValueError, AttributeError) as e:
+            raise ZooError(f"TF_CONFIG in the environment is not a JSON object ({e}): fix or unset it.") from None
         if len(cluster.get("worker", [])) + len(cluster.get("chief", [])) > 1:
             distribute = "multiworker"
         elif len(tf.config.list_physical_devices("GPU")) > 1:
