@@ -149,10 +149,12 @@ def image_cache_dir(tmp_path_factory):
 
 @pytest.fixture(autouse=True)
 def _clean_global_state(request, tmp_path, monkeypatch):
-    """Decoded-image caches go to the test's tmp dir (real-data tests pick their own), and the
-    global Keras dtype policy, which tasks set, is float32 again after each test."""
+    """Decoded-image caches go to the test's tmp dir (real-data tests pick their own), toy copies
+    of the canonical layouts are read as they are (real data must have its canonical counts), and
+    the global Keras dtype policy, which tasks set, is float32 again after each test."""
     if request.node.get_closest_marker("real_data") is None:
         monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "zoo_cache"))
+        monkeypatch.setenv("ZOO_PARTIAL_DATA", "1")
     yield
     keras.mixed_precision.set_dtype_policy("float32")
 

@@ -56,7 +56,8 @@ class TrainConfig:
     data_dir: typing.Optional[str] = option(None, "local dataset directory (default: $ZOO_DATA_DIR, else TFDS)")
     output_dir: typing.Optional[str] = option(None, "run directory (default: runs/<task>-<preset>)")
     validation_split: float = option(0.2, "fraction of the training set held out for validation")
-    subset: typing.Optional[int] = option(None, "train on the first N training examples only (quick runs)")
+    subset: typing.Optional[float] = option(None, "a count N > 1 or a fraction 0 < F <= 1 of the training examples, "
+                                                  "stratified by class, drawn with --seed")
     resume: bool = option(True, "resume from the run directory's last finished epoch (--no-resume starts over)")
     tensorboard: bool = option(True, "write TensorBoard logs")
     export: bool = option(True, "export a SavedModel at the end")
