@@ -147,12 +147,24 @@ def image_cache_dir(tmp_path_factory):
     return Path(USER_CACHE_DIR) if USER_CACHE_DIR else tmp_path_factory.mktemp("zoo_cache")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _toy_copies_of_canonical_layouts():
+    """The fake datasets hold a few examples where the canonical layouts hold thousands: read them
+    as they are, from module fixtures and subprocesses too (real-data tests turn the check back on)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ZOO_PARTIAL_DATA", "1")
+        yield
+
+
 @pytest.fixture(autouse=True)
 def _clean_global_state(request, tmp_path, monkeypatch):
-    """Decoded-image caches go to the test's tmp dir (real-data tests pick their own), and the
-    global Keras dtype policy, which tasks set, is float32 again after each test."""
+    """Decoded-image caches go to the test's tmp dir (real-data tests pick their own, and check the
+    mirror's canonical counts), and the global Keras dtype policy, which tasks set, is float32
+    again after each test."""
     if request.node.get_closest_marker("real_data") is None:
         monkeypatch.setenv("ZOO_CACHE_DIR", str(tmp_path / "zoo_cache"))
+    else:
+        monkeypatch.delenv("ZOO_PARTIAL_DATA")
     yield
     keras.mixed_precision.set_dtype_policy("float32")
 

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from zoo.audio import fix_length, load_waveform, mix_noise, resample, time_shift
 from zoo.data.audio import (
-    SPEECH_COMMANDS_LABELS, decode_wav_files, fsdd_split, load_audio_folder, load_fsdd, load_speech_commands,
+    SPEECH_COMMANDS_LABELS, decode_wav_files, fsdd_split, list_fsdd, load_audio_folder, load_fsdd, load_speech_commands,
     split_by_speaker,
 )
 from zoo.errors import DataError
@@ -198,6 +198,30 @@ def test_fsdd_folder_and_a_missing_one(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match="No FSDD found in .*empty"):
         load_fsdd(tmp_path / "empty", sample_rate=8000, num_samples=2000)
+
+
+def test_audio_folder_with_an_empty_label_folder(tmp_path):
+    for label in ("go", "stop"):
+        write_clips(tmp_path / label, ["0000000a_nohash_0.wav", "0000000b_nohash_0.wav"])
+    (tmp_path / "up").mkdir()
+    (tmp_path / "up" / "README").write_text("no clips")
+    with pytest.raises(DataError, match="no clips .* in this class folder") as e:
+        load_audio_folder(tmp_path, sample_rate=8000, num_samples=1000)
+    assert str(e.value).startswith(f"{tmp_path / 'up'}: ")
+
+
+def test_an_fsdd_copy_missing_a_take_is_refused(tmp_path, monkeypatch):
+    # Listing reads names only: empty files stand for the 500 recordings of one speaker.
+    folder = tmp_path / "recordings"
+    folder.mkdir()
+    for d in range(10):
+        for i in range(50):
+            (folder / f"{d}_theo_{i}.wav").write_bytes(b"")
+    monkeypatch.delenv("ZOO_PARTIAL_DATA")
+    assert len(list_fsdd(folder)[0]) == 500
+    (folder / "3_theo_17.wav").unlink()
+    with pytest.raises(DataError, match=r"recordings/3_theo_\*\.wav: 49 recordings, expected 50 .*truncated"):
+        list_fsdd(folder)
 
 
 # --- the log-mel front end -----------------------------------------------------------------

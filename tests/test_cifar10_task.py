@@ -154,15 +154,48 @@ def truncated_data(tmp_path_factory, make_cifar_bin):
     pytest.param(["--data-dir", "{tmp}/no-such-dir"], r"error: Data directory .*no-such-dir does not exist",
                  id="missing-data-dir"),
     pytest.param(["--data-dir", "{truncated}"], r"error: .*data_batch_1\.bin: .*truncated", id="truncated-file"),
+    pytest.param(["--subset", "1.5"], r"error: .*--subset .*1\.5", id="subset-fraction-over-one"),
 ])
-def test_bad_input_is_one_error_line(args, message, tmp_path, truncated_data):
+def test_bad_input_is_one_error_line(args, message, tmp_path, truncated_data, make_cifar_bin):
     args = [a.format(tmp=tmp_path, truncated=truncated_data.path) for a in args]
-    result = run_cli([*FAST, "--epochs", "1", "--output-dir", str(tmp_path / "run"), *args])
+    data = [] if "--data-dir" in args else ["--data-dir", str(make_cifar_bin(tmp_path / "data").path)]
+    result = run_cli([*FAST, "--epochs", "1", "--output-dir", str(tmp_path / "run"), *data, *args])
     assert result.returncode == 2, result.stderr[-3000:]
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert re.match(message, last), last
     assert not (tmp_path / "run" / "saved_model").exists()
+
+
+def training_labels(monkeypatch, make_datasets, *args):
+    """The labels of the examples `make_datasets(*args)` gives its training pipeline."""
+    import zoo.pipeline
+
+    seen = []
+    real = zoo.pipeline.image_dataset
+    monkeypatch.setattr(zoo.pipeline, "image_dataset", lambda x, y, training, **kw: (
+        seen.append(np.asarray(y)) if training else None) or real(x, y, training=training, **kw))
+    make_datasets(*args)
+    return seen[0]
+
+
+@pytest.mark.parametrize("subset, per_class", [("6", 2), ("0.5", 2), ("30", 4), ("0.25", 1)])
+def test_subset_of_a_class_sorted_image_folder_keeps_every_class(tmp_path, make_image_folder, monkeypatch, subset,
+                                                                 per_class):
+    from tasks.vision import cifar10
+    from zoo.config import parse_config
+
+    fake = make_image_folder(tmp_path, train_per_class=4)  # 12 images sorted by class: cat, dog, frog
+    argv = ["--data-dir", str(fake.path), "--validation-split", "0", "--subset", subset]
+    cfg = parse_config(cifar10.Config, cifar10.PRESETS, argv)
+    data = cifar10.load_data(cfg)
+    labels = training_labels(monkeypatch, cifar10.make_datasets, cfg, data)
+    assert np.bincount(labels, minlength=3).tolist() == [per_class] * 3
+    # The same seed draws the same sample; another seed another one.
+    x0, again, x1 = (cifar10.make_datasets(parse_config(cifar10.Config, cifar10.PRESETS, [*argv, "--seed", seed]),
+                                           data)[3][0] for seed in ("0", "0", "1"))
+    np.testing.assert_array_equal(x0, again)
+    assert per_class == 4 or not np.array_equal(x0, x1)
 
 
 @pytest.mark.slow

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.data import resolve_data_dir
+from zoo.data import resolve_data_dir, subset_count, subset_indices
 from zoo.data.images import CIFAR10_CLASSES, load_cifar10, load_image_folder, train_val_split
 from zoo.errors import DataError, ZooError
 from zoo.pipeline import augment_images, image_dataset, normalize_images
@@ -197,6 +197,94 @@ def test_pickle_with_the_wrong_contents(tmp_path, make_cifar_py):
     with pytest.raises(DataError, match="expected a dict with b'data'") as e:
         load_cifar10(tmp_path)
     assert str(f) in str(e.value)
+
+@pytest.mark.parametrize("layout", ["bin", "py"])
+def test_a_cifar_file_cut_at_a_record_boundary_is_refused(tmp_path, make_cifar_bin, make_cifar_py, monkeypatch,
+                                                          layout):
+    # The toy files hold 20 records where the real ones hold 10,000: the check is scaled to them.
+    monkeypatch.delenv("ZOO_PARTIAL_DATA")
+    monkeypatch.setattr("zoo.data.images.CIFAR10_PER_FILE", 20)
+    fake = (make_cifar_bin if layout == "bin" else make_cifar_py)(tmp_path)
+    assert len(load_cifar10(tmp_path).x_test) == 20
+    f = fake.layout_dir / ("test_batch.bin" if layout == "bin" else "test_batch")
+    if layout == "bin":
+        f.write_bytes(f.read_bytes()[:18 * 3073])  # whole records: no partial one to notice
+    else:
+        batch = pickle.loads(f.read_bytes())
+        f.write_bytes(pickle.dumps({b"data": batch[b"data"][:18], b"labels": batch[b"labels"][:18]}))
+    with pytest.raises(DataError, match=r"18 (records|images), expected 20 .*truncated") as e:
+        load_cifar10(tmp_path)
+    assert str(e.value).startswith(f"{f}: ")
+
+
+def test_a_cut_down_cifar_copy_needs_zoo_partial_data(cifar_bin, monkeypatch):
+    monkeypatch.delenv("ZOO_PARTIAL_DATA")
+    with pytest.raises(DataError, match=r"data_batch_1\.bin: 20 records, expected 10,000 .*ZOO_PARTIAL_DATA=1"):
+        load_cifar10(cifar_bin.path)
+    monkeypatch.setenv("ZOO_PARTIAL_DATA", "1")
+    assert len(load_cifar10(cifar_bin.path).x_train) == 100
+
+
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_image_folder_with_an_empty_class_folder(tmp_path, make_image_folder, split):
+    fake = make_image_folder(tmp_path)
+    for f in (fake.path / split / "dog").iterdir():
+        f.unlink()
+    with pytest.raises(DataError, match="no images .* in this class folder") as e:
+        load_cifar10(tmp_path)
+    assert str(e.value).startswith(f"{fake.path / split / 'dog'}: ")
+
+
+def test_image_folder_skips_hidden_folders(tmp_path, make_image_folder):
+    fake = make_image_folder(tmp_path)
+    (fake.path / "train" / ".ipynb_checkpoints").mkdir()
+    assert load_cifar10(tmp_path).class_names == ("cat", "dog", "frog")
+
+
+# --- --subset ---------------------------------------------------------------------------
+
+
+def test_subset_keeps_every_class_of_class_sorted_data():
+    y = np.repeat(np.arange(10), 500)  # sorted by class, as an image folder loads
+    keep = subset_indices(y, 200, seed=0)
+    assert len(keep) == 200 and np.all(np.diff(keep) > 0)  # sorted, no repeats
+    assert np.bincount(y[keep]).tolist() == [20] * 10
+    keep = subset_indices(y, 0.1, seed=0)
+    assert np.bincount(y[keep]).tolist() == [50] * 10
+    # Unbalanced classes give their share; each gives one when there is room for all.
+    y = np.repeat(np.arange(4), [91, 3, 3, 3])
+    assert np.bincount(y[subset_indices(y, 10, seed=0)]).tolist() == [7, 1, 1, 1]
+    counts = np.bincount(y[subset_indices(y, 0.5, seed=0)]).tolist()  # shares 45.5, 1.5, 1.5, 1.5
+    assert sum(counts) == 50 and counts[0] in (45, 46) and sorted(counts[1:]) in ([1, 1, 2], [1, 2, 2])
+    assert len(subset_indices(y, 3, seed=0)) == 3  # fewer than the classes: the largest shares
+
+
+def test_subset_count_and_fraction_forms():
+    assert subset_count(None, 1000) == 1000 and subset_count(1, 1000) == 1000 and subset_count(1.0, 1000) == 1000
+    assert subset_count(0.25, 1000) == 250 and subset_count(1e-6, 1000) == 1
+    assert subset_count(300, 1000) == 300 and subset_count(300.0, 1000) == 300 and subset_count(5000, 1000) == 1000
+    np.testing.assert_array_equal(subset_indices(np.zeros(7), None), np.arange(7))
+    np.testing.assert_array_equal(subset_indices(np.zeros(7), 5000), np.arange(7))
+
+
+def test_subset_is_drawn_with_the_seed():
+    y = np.arange(1000) % 4
+    a, b, c = (subset_indices(y, 0.2, seed=s) for s in (3, 3, 4))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c) and len(c) == len(a) == 200
+
+
+def test_subset_of_examples_without_labels_is_a_plain_random_sample():
+    keep = subset_indices(50, 10, seed=1)
+    assert len(keep) == 10 and len(set(keep)) == 10 and keep.max() < 50
+    assert not np.array_equal(keep, np.arange(10))  # not the first ten
+    np.testing.assert_array_equal(keep, subset_indices(50, 0.2, seed=1))
+
+
+@pytest.mark.parametrize("bad", [0, 0.0, -5, -0.5, float("nan"), float("inf"), 1.5, 2.25, True, "10"])
+def test_subset_rejects_what_is_neither_a_count_nor_a_fraction(bad):
+    with pytest.raises(ZooError, match=r"^--subset must be a count N > 1 or a fraction 0 < F <= 1 .*Received"):
+        subset_indices(np.arange(10), bad)
 
 
 # --- train/validation split -------------------------------------------------------------

@@ -160,7 +160,7 @@ def test_malformed_data_dirs_name_what_is_wrong(tmp_path, make_text_folder):
     base = make_text_folder(tmp_path / "a", train_per_class=2, test_per_class=1)
     for f in (base / "test" / "neg").iterdir():
         f.unlink()
-    with pytest.raises(DataError, match=r"test/neg has no \.txt files"):
+    with pytest.raises(DataError, match=r"test/neg: no texts \(\.txt\) in this class folder"):
         load_imdb(tmp_path / "a")
     base = make_text_folder(tmp_path / "b", train_per_class=2, test_per_class=1)
     (base / "train" / "pos" / "broken.txt").mkdir()  # a .txt that cannot be read
@@ -172,13 +172,41 @@ def test_malformed_data_dirs_name_what_is_wrong(tmp_path, make_text_folder):
         load_imdb(tmp_path / "c")
 
 
+def test_an_imdb_copy_with_the_wrong_count_is_refused(tmp_path, make_text_folder, monkeypatch):
+    make_text_folder(tmp_path, train_per_class=3, test_per_class=2)
+    monkeypatch.delenv("ZOO_PARTIAL_DATA")
+    with pytest.raises(DataError, match=r"aclImdb/train/neg: 3 reviews, expected 12,500 .*truncated"):
+        load_imdb(tmp_path)
+    monkeypatch.setattr("zoo.data.text.IMDB_PER_FOLDER", 3)
+    with pytest.raises(DataError, match=r"aclImdb/test/neg: 2 reviews, expected 3 "):
+        load_imdb(tmp_path)
+    # Any other text folder holds what it holds.
+    assert len(load_text_folder(tmp_path / "aclImdb").test_texts) == 4
+
+
+@pytest.mark.parametrize("subset, size", [("20", 20), ("0.5", 43)])
+def test_subset_is_stratified_and_taken_once(corpus, subset, size):
+    from zoo.config import parse_config
+
+    argv = [*TOY, "--data-dir", str(corpus.parent), "--subset", subset, "--seed", "2"]
+    cfg = parse_config(sentiment.Config, sentiment.PRESETS, argv)
+    data = sentiment.load_data(cfg)  # reviews sorted by class: every neg one, then every pos one
+    labels = data.splits["train"].labels
+    assert len(labels) == size and abs(np.bincount(labels)[0] - size / 2) <= 1
+    assert len(sentiment.make_datasets(cfg, data)[1]["train"].labels) == size  # not a subset of the subset
+    # A search loads every review and each trial takes the same sample.
+    everything = sentiment.load_data(parse_config(sentiment.Config, sentiment.PRESETS, [*argv[:-4], "--seed", "2"]))
+    trial = sentiment.make_datasets(cfg, everything)[1]["train"]
+    np.testing.assert_array_equal(trial.texts, data.splits["train"].texts)
+
+
 def test_text_folder_takes_any_classes(tmp_path, make_text_folder):
     base = make_text_folder(tmp_path, train_per_class=3, test_per_class=2, subdir="reviews")
     (base / "train" / "unsup").mkdir()
     data = load_text_folder(base, class_names=("neg", "pos"))
     assert (len(data.train_texts), len(data.test_texts)) == (6, 4)
     assert data.train_labels.tolist() == [0, 0, 0, 1, 1, 1]
-    with pytest.raises(DataError, match=r"train/unsup has no \.txt files"):
+    with pytest.raises(DataError, match=r"train/unsup: no texts \(\.txt\) in this class folder"):
         load_text_folder(base)  # without class_names every subfolder is a class
 
 

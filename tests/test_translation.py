@@ -363,6 +363,43 @@ def test_load_pair_reads_the_anki_file_in_either_direction_and_multi30k(tmp_path
         load_pair("de-en", None)
 
 
+def test_a_multi30k_copy_with_the_wrong_count_is_refused(tmp_path, monkeypatch):
+    m30k = tmp_path / "multi30k"
+    m30k.mkdir()
+    for stem, n in (("train", 5), ("val", 2), ("test_2016_flickr", 3)):
+        for lang in ("de", "en"):
+            (m30k / f"{stem}.{lang}").write_text("".join(f"{lang} {i}.\n" for i in range(n)), encoding="utf-8")
+    monkeypatch.delenv("ZOO_PARTIAL_DATA")
+    with pytest.raises(DataError, match=r"multi30k/train\.de: 5 sentences, expected 29,000 .*truncated"):
+        load_pair("de-en", tmp_path)
+    monkeypatch.setattr("zoo.data.translation.MULTI30K_SIZES", {"train": 5, "validation": 2, "test": 3})
+    assert len(load_pair("en-de", tmp_path).test) == 3
+    for lang in ("de", "en"):  # both sides cut at the same line: parallel, but short
+        (m30k / f"test_2016_flickr.{lang}").write_text(f"{lang} 0.\n{lang} 1.\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"test_2016_flickr\.de: 2 sentences, expected 3 "):
+        load_pair("de-en", tmp_path)
+
+
+def test_translation_subset_is_a_random_sample_taken_once(tmp_path):
+    from tasks.text import translation
+    from zoo.config import parse_config
+
+    tsv = tmp_path / "pairs.tsv"
+    tsv.write_text("".join(f"{s}\t{t}\n" for s, t in zip(*toy_pairs(200, seed=4))), encoding="utf-8")
+    argv = ["--tsv", str(tsv), "--source-vocab-size", "40", "--target-vocab-size", "40", "--validation-split", "0.1",
+            "--test-split", "0.1", "--subset", "0.5", "--seed", "3"]
+    cfg = parse_config(translation.Config, translation.PRESETS, argv)
+    data = translation.load_data(cfg)
+    full = translation.load_data(parse_config(translation.Config, translation.PRESETS, argv[:-4]))
+    n = len(full.train)
+    assert len(data.train) == round(0.5 * n)  # half, not the first half
+    assert list(data.train.sources) != list(full.train.sources[: len(data.train)])
+    assert set(data.train.sources) <= set(full.train.sources)
+    # A run's pipelines do not take half of the half again; a search's trial takes its half of all.
+    assert translation.make_datasets(cfg, data)[2] == len(data.train)
+    assert translation.make_datasets(cfg, full)[2] == len(data.train)
+
+
 def test_load_tsv_split_names_its_fractions(tmp_path):
     path = tmp_path / "pairs.tsv"
     path.write_text("".join(f"s{i}\tt{i}\n" for i in range(100)), encoding="utf-8")

@@ -138,12 +138,24 @@ def test_to_argv_round_trips_through_the_parser():
     assert (cfg.learning_rate, cfg.noise_prob, cfg.batch_size, cfg.tensorboard) == (0.00123, 0.0, 32, False)
 
 
-def test_subset_is_a_fraction_or_a_count():
-    assert search.subset_size(None, 1000) is None and search.subset_size(1, 1000) is None
-    assert search.subset_size(0.25, 1000) == 250 and search.subset_size(1e-6, 1000) == 1
-    assert search.subset_size(300, 1000) == 300 and search.subset_size(5000, 1000) == 1000
-    with pytest.raises(ZooError, match="--subset"):
-        search.subset_size(0, 1000)
+@pytest.mark.parametrize("subset", ["0", "-5", "nan", "1.5"])
+def test_subset_that_is_neither_a_count_nor_a_fraction_is_refused_before_any_data(subset):
+    with pytest.raises(ZooError, match=rf"^--subset must be a count N > 1 or a fraction 0 < F <= 1 .*{subset}"):
+        search.parse_args(["vision.cifar10", "--subset", subset])
+
+
+def test_subset_search_on_a_class_sorted_image_folder_trains_on_every_class(tmp_path, make_image_folder, monkeypatch):
+    import zoo.pipeline
+
+    seen = []
+    real = zoo.pipeline.image_dataset
+    monkeypatch.setattr(zoo.pipeline, "image_dataset", lambda x, y, training, **kw: (
+        seen.append(np.asarray(y)) if training else None) or real(x, y, training=training, **kw))
+    fake = make_image_folder(tmp_path / "data", train_per_class=10)  # sorted by class: cat, dog, frog
+    _, stdout = run_search([*IN_PROCESS, "--tuner", "random", "--max-trials", 1, "--max-epochs", 1, "--subset", 0.5,
+                            "--validation-split", 0.4, "--data-dir", fake.path, "--directory", tmp_path / "search"])
+    assert "each trains on 9 of 18 training examples" in stdout
+    assert [np.bincount(y, minlength=3).tolist() for y in seen] == [[3, 3, 3]]
 
 
 def test_importance_ranks_what_explains_the_score():
@@ -236,7 +248,7 @@ def test_random_search_end_to_end(tmp_path, cifar_bin, monkeypatch):
         t = d / f"trial_{trial_id}"
         config = json.loads((t / "config.json").read_text())
         assert config["command"].startswith("python -m tasks.vision.cifar10 --no-tensorboard --no-export")
-        assert config["config"]["subset"] == 45 and config["config"]["epochs"] == 1
+        assert config["config"]["subset"] == 0.5 and config["config"]["epochs"] == 1  # of the 90
         assert (t / "history.csv").read_text().startswith("epoch,")
         record = json.loads((t / "tuning.json").read_text())
         assert [h["epoch"] for h in record["history"]] == [0] and "val_accuracy" in record["history"][0]
@@ -461,7 +473,7 @@ def test_sentiment_search_end_to_end(tmp_path, make_text_folder, monkeypatch):
     assert all(0 <= r["score"] <= 1 for r in result["trials"])
     assert "| trial | val_accuracy |" in (d / "results.md").read_text()
     config = json.loads((d / "trial_0" / "config.json").read_text())["config"]
-    assert config["model_kwargs"]["units"] == [32] and config["vocab_size"] == 64 and config["subset"] == 43
+    assert config["model_kwargs"]["units"] == [32] and config["vocab_size"] == 64 and config["subset"] == 0.5
     assert result["best"]["command"].startswith("python -m tasks.text.sentiment --vocab-size 64")
 
 

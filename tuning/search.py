@@ -26,9 +26,10 @@ A task module is tunable when it defines, besides `TASK`, `Config` and `PRESETS`
                                   KerasTuner hyperparameters, the same values its flags would set
     load_data(cfg)                what all trials share, loaded once per search process (picklable:
                                   the trials' processes read it from a pickle)
-    train_size(cfg, data) -> int  training examples before `cfg.subset` (`--subset` is a fraction of them)
+    train_size(cfg, data) -> int  training examples before `cfg.subset` (the ones `--subset` samples)
     build_trial(cfg, run, data)   -> zoo.train.Experiment: the compiled model, the training and validation
-                                  pipelines of `cfg` (honouring `cfg.subset`), and any callbacks that add
+                                  pipelines of `cfg` (`cfg.subset` sampled by `zoo.data.subset_indices`,
+                                  as a task run does), and any callbacks that add
                                   the objective to the logs (they run before the tuner's)
     OBJECTIVE = ("val_accuracy", "max")    optional: the metric of the Keras logs to optimize
 
@@ -59,6 +60,7 @@ from keras_tuner.engine.hyperparameters import Fixed
 
 from tuning import results
 from zoo.config import _parse_value, build_parser, check_number, parse_config, to_argv
+from zoo.data import subset_count, validate_subset
 from zoo.errors import ZooError
 from zoo.train import fit, setup_run
 
@@ -161,15 +163,6 @@ def default_hyperparameters(task, fixed) -> kt.HyperParameters:
     hp.values.update(fixed.values)
     task.search_space(hp)
     return hp
-
-
-def subset_size(subset, n: int):
-    """`--subset` as a number of training examples: a fraction (<= 1) of `n` or a count; None for all."""
-    if subset is None or subset == 1:
-        return None
-    if subset <= 0:
-        raise ZooError(f"--subset must be a fraction in (0, 1] or a number of examples. Received: {subset}")
-    return max(1, min(n, round(subset * n) if subset < 1 else int(subset)))
 
 
 # --- trials -----------------------------------------------------------------------------------
@@ -393,7 +386,8 @@ def parse_args(argv):
     parser.add_argument("--tuner", default="hyperband", help=f"{', '.join(TUNERS)} (default: hyperband)")
     parser.add_argument("--max-epochs", type=int, default=20, help="epochs of a trial; Hyperband's longest (default: 20)")
     parser.add_argument("--max-trials", type=int, default=30, help="trials in all; Hyperband may stop sooner (default: 30)")
-    parser.add_argument("--subset", type=float, help="train trials on this fraction (<= 1) or number of the training examples")
+    parser.add_argument("--subset", type=float, help="train trials on a count N > 1 or a fraction 0 < F <= 1 of the "
+                                                     "training examples, stratified by class, drawn with the task's --seed")
     parser.add_argument("--objective", help="NAME[:min|max], a metric of the Keras logs (default: the task's, val_accuracy)")
     parser.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE", help="pin a hyperparameter, repeatable")
     parser.add_argument("--directory", help="where the search lives (default: runs/tuning/<task>-<tuner>)")
@@ -406,9 +400,10 @@ def parse_args(argv):
     args, task_argv = parser.parse_known_args(argv)
     if args.tuner not in TUNERS:
         raise ZooError(f"Unknown tuner {args.tuner!r}. Known: {', '.join(TUNERS)}.")
-    for name in ("max_epochs", "max_trials", "time_limit", "subset"):
+    for name in ("max_epochs", "max_trials", "time_limit"):
         if getattr(args, name) is not None:
             check_number(f"--{name.replace('_', '-')}", getattr(args, name), gt=0)
+    validate_subset(args.subset)
     return args, task_argv
 
 
@@ -478,7 +473,9 @@ def main(argv=None, *, callbacks=()) -> dict:
 
     # The configuration trials start from, checked with the search space's defaults.
     base_cfg = parse_config(task.Config, task.PRESETS, [*TRIAL_DEFAULTS, *task_argv], prog=f"python -m tuning.search {task.TASK}")
-    hypermodel = TaskHyperModel(task, task_argv, max_epochs=args.max_epochs, subset=None, objective=objective)
+    # Trials get --subset as given and sample it as a task run does; `subset == 1` is all of them.
+    hypermodel = TaskHyperModel(task, task_argv, max_epochs=args.max_epochs, subset=args.subset if args.subset != 1 else None,
+                                objective=objective)
     default_hp = default_hyperparameters(task, fixed)
     check_task_flags(task, task_argv, task.search_space(default_hp))
     hypermodel.config([*task_argv, *hypermodel.overrides_argv(default_hp)])
@@ -490,8 +487,7 @@ def main(argv=None, *, callbacks=()) -> dict:
     if not chief:
         hypermodel.data = task.load_data(base_cfg)
         n = task.train_size(base_cfg, hypermodel.data)
-        hypermodel.subset = subset_size(args.subset, n)
-        print(f"Data: loaded once for all trials; each trains on {hypermodel.subset or n} of {n} training examples.")
+        print(f"Data: loaded once for all trials; each trains on {subset_count(args.subset, n)} of {n} training examples.")
 
     tuner_kwargs = dict(hypermodel=hypermodel, objective=objective, hyperparameters=fixed, overwrite=overwrite,
                         # KerasTuner takes seed 0 for "no seed".

@@ -128,7 +128,8 @@ class TrainConfig:
     data_dir: typing.Optional[str] = option(None, "local dataset directory (default: $ZOO_DATA_DIR, else TFDS)")
     output_dir: typing.Optional[str] = option(None, "run directory (default: runs/<task>-<preset>)")
     validation_split: float = option(0.2, "fraction of the training set held out for validation", ge=0, lt=1)
-    subset: typing.Optional[int] = option(None, "train on the first N training examples only (quick runs)", gt=0)
+    subset: typing.Optional[float] = option(None, "a count N > 1 or a fraction 0 < F <= 1 of the training examples, "
+                                                  "stratified by class, drawn with --seed", gt=0)
     resume: bool = option(True, "resume from the run directory's last finished epoch (--no-resume starts over)")
     tensorboard: bool = option(True, "write TensorBoard logs")
     export: bool = option(True, "export a SavedModel at the end")
@@ -140,7 +141,10 @@ class TrainConfig:
     weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and export only)")
 
     def __post_init__(self):
+        from zoo.data import validate_subset
+
         check_config(self)
+        validate_subset(self.subset)
         if self.clipnorm is not None and self.clipvalue is not None:
             raise ZooError(f"Set --clipnorm or --clipvalue, not both. Received: --clipnorm {self.clipnorm} "
                            f"--clipvalue {self.clipvalue}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from zoo.data import subset_indices
 from zoo.errors import ZooError
 from zoo.registry import list_models
 
@@ -32,8 +33,7 @@ def speech_datasets(cfg, data):
 
     train, val, test = data.train, data.validation, data.test
     if cfg.subset:
-        # A random subset: the clips are in label order.
-        keep = np.sort(np.random.default_rng(cfg.seed).permutation(len(train))[: cfg.subset])
+        keep = subset_indices(train.labels, cfg.subset, cfg.seed)
         train = type(train)(train.waveforms[keep], train.labels[keep], tuple(train.files[i] for i in keep))
     common = dict(batch_size=cfg.batch_size, seed=cfg.seed, deterministic=cfg.deterministic)
     train_ds = audio_dataset(train.waveforms, train.labels, training=True,

@@ -36,7 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from zoo.config import TrainConfig, option, parse_config
-from zoo.data import train_val_split
+from zoo.data import subset_indices, train_val_split
 from zoo.errors import ZooError
 from zoo.registry import build_model, list_models
 from zoo.train import Experiment, compile_classifier, export_metadata, setup_run, train
@@ -106,6 +106,7 @@ class SentimentData:
     vocabulary: list
     bigrams: list
     splits: dict  # "train", "val" and "test" (sorted by length): Split
+    subset: typing.Optional[float] = None  # the --subset "train" already is (None: all the training reviews)
 
 
 def load_data(cfg) -> SentimentData:
@@ -117,20 +118,12 @@ def load_data(cfg) -> SentimentData:
                                                          cfg.validation_split, cfg.seed)
     vocabulary, bigrams = vocabularies(cfg, x_train)
     tokenizer = make_tokenizer(cfg, vocabulary, bigrams)
-    keep = subset(cfg, len(y_train))
+    keep = subset_indices(y_train, cfg.subset, cfg.seed)
     x_train, y_train = x_train[keep], y_train[keep]
     splits = {name: Split(x, y, tokenizer.tokenize_all(x)) for name, x, y in (
         ("train", x_train, y_train), ("val", x_val, y_val), ("test", corpus.test_texts, corpus.test_labels))}
     splits["val"], splits["test"] = splits["val"].sorted_by_length(), splits["test"].sorted_by_length()
-    return SentimentData(corpus.source, tuple(corpus.class_names), vocabulary, bigrams, splits)
-
-
-def subset(cfg, n: int) -> np.ndarray:
-    """Which of `n` training reviews a run trains on: `cfg.subset` of them at random, in their
-    order (all of them without --subset; taking the subset of a subset changes nothing)."""
-    if not cfg.subset or cfg.subset >= n:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(cfg.seed).permutation(n)[: cfg.subset])
+    return SentimentData(corpus.source, tuple(corpus.class_names), vocabulary, bigrams, splits, cfg.subset)
 
 
 def make_tokenizer(cfg, vocabulary, bigrams):
@@ -141,13 +134,14 @@ def make_tokenizer(cfg, vocabulary, bigrams):
 
 
 def make_datasets(cfg, data: SentimentData):
-    """The three splits, the training one cut to `cfg.subset` reviews, and their pipelines
+    """The three splits, the training one sampled by `cfg.subset`, and their pipelines
     (training shuffled and bucketed; validation `None` when `--validation-split 0`)."""
     from zoo.pipeline import text_dataset
 
     splits = dict(data.splits)
-    train, keep = splits["train"], subset(cfg, len(splits["train"].labels))
-    splits["train"] = Split(train.texts[keep], train.labels[keep], [train.ids[i] for i in keep])
+    if data.subset is None:  # a search loads every training review; each trial takes its --subset here
+        train, keep = splits["train"], subset_indices(splits["train"].labels, cfg.subset, cfg.seed)
+        splits["train"] = Split(train.texts[keep], train.labels[keep], [train.ids[i] for i in keep])
     common = dict(batch_size=cfg.batch_size, seed=cfg.seed, deterministic=cfg.deterministic)
     train = splits["train"]
     datasets = {"train": text_dataset(train.ids, train.labels, training=True, bucket_width=cfg.bucket_width,
@@ -313,7 +307,7 @@ def search_space(hp) -> dict:
 
 
 def train_size(cfg, data) -> int:
-    """Training reviews after the validation split: the tuner's `--subset` is a fraction of them."""
+    """Training reviews after the validation split: the ones `--subset` samples."""
     return len(data.splits["train"].labels)
 
 

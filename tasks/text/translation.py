@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from zoo.config import TrainConfig, option, parse_config
+from zoo.data import subset_indices
 from zoo.data.translation import PAIRS
 from zoo.errors import ZooError
 
@@ -130,7 +131,7 @@ def vocabularies(cfg, train, run_dir=None):
 @dataclass
 class TranslationData:
     """What a run, or every trial of a search, starts from (picklable, no TensorFlow objects):
-    the corpus, the training pairs (the first `--subset` of them), the subword vocabularies and
+    the corpus, the training pairs (a random `--subset` of them), the subword vocabularies and
     the ids of the training and validation pairs."""
 
     corpus: typing.Any  # zoo.data.translation.ParallelCorpus
@@ -138,6 +139,7 @@ class TranslationData:
     source_vocab: list
     target_vocab: list
     ids: dict  # "train", "validation" (if any) -> ([START] source [END] ids, [START] target [END] ids)
+    subset: typing.Optional[float] = None  # the --subset `train` already is (None: all the training pairs)
 
 
 def load_data(cfg, run_dir=None) -> TranslationData:
@@ -148,11 +150,11 @@ def load_data(cfg, run_dir=None) -> TranslationData:
 
     corpus = load_pair(cfg.pair, cfg.data_dir, tsv=cfg.tsv, tfds_name=cfg.tfds, validation_split=cfg.validation_split,
                        test_split=cfg.test_split)
-    train = corpus.train.take(cfg.subset) if cfg.subset else corpus.train
+    train = corpus.train.sample(cfg.subset, cfg.seed) if cfg.subset else corpus.train
     source_tokenizer, target_tokenizer = vocabularies(cfg, train, run_dir)
     ids = {name: (tokenize_all(source_tokenizer, split.sources), tokenize_all(target_tokenizer, split.targets))
            for name, split in (("train", train), ("validation", corpus.validation)) if len(split)}
-    return TranslationData(corpus, train, source_tokenizer.vocab, target_tokenizer.vocab, ids)
+    return TranslationData(corpus, train, source_tokenizer.vocab, target_tokenizer.vocab, ids, cfg.subset)
 
 
 def tokenizers(cfg, data: TranslationData):
@@ -168,15 +170,16 @@ def references(cfg, targets) -> list:
 
 
 def make_datasets(cfg, data: TranslationData):
-    """Teacher-forcing pipelines of the training pairs (the first `cfg.subset`) and of the
+    """Teacher-forcing pipelines of the training pairs (a random `cfg.subset`) and of the
     validation pairs (None if there are none); and the training pairs kept."""
     from zoo.translate import teacher_forcing_dataset
 
     limits = dict(batch_size=cfg.batch_size, max_source_tokens=cfg.max_source_tokens,
                   max_target_tokens=cfg.max_target_tokens)
     source_ids, target_ids = data.ids["train"]
-    if cfg.subset:
-        source_ids, target_ids = source_ids[: cfg.subset], target_ids[: cfg.subset]
+    if cfg.subset and data.subset is None:  # a search tokenizes every pair; each trial takes its --subset here
+        keep = subset_indices(len(source_ids), cfg.subset, cfg.seed)
+        source_ids, target_ids = [source_ids[i] for i in keep], [target_ids[i] for i in keep]
     train_ds, n_train = teacher_forcing_dataset(source_ids, target_ids, shuffle=True, seed=cfg.seed, **limits)
     val_ds = teacher_forcing_dataset(*data.ids["validation"], **limits)[0] if "validation" in data.ids else None
     return train_ds, val_ds, n_train

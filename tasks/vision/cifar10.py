@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zoo.config import TrainConfig, option, parse_config
+from zoo.data import subset_indices
 from zoo.data.images import load_cifar10, train_val_split
 from zoo.errors import ZooError
 from zoo.registry import build_model, list_models
@@ -86,7 +87,8 @@ def make_datasets(cfg, data):
 
     (x_train, y_train), (x_val, y_val) = train_val_split(data.x_train, data.y_train, cfg.validation_split, cfg.seed)
     if cfg.subset:
-        x_train, y_train = x_train[: cfg.subset], y_train[: cfg.subset]
+        keep = subset_indices(y_train, cfg.subset, cfg.seed)
+        x_train, y_train = x_train[keep], y_train[keep]
     common = dict(batch_size=cfg.batch_size, mean=cfg.mean, std=cfg.std, seed=cfg.seed, deterministic=cfg.deterministic)
     train = image_dataset(x_train, y_train, training=True, crop_padding=cfg.crop_padding, flip=cfg.flip,
                           cutout=cfg.cutout, **common)
@@ -219,7 +221,7 @@ def search_space(hp) -> dict:
 
 
 def train_size(cfg, data) -> int:
-    """Training images after the validation split: the tuner's `--subset` is a fraction of them."""
+    """Training images after the validation split: the ones `--subset` samples."""
     return len(train_val_split(data.y_train, data.y_train, cfg.validation_split, cfg.seed)[0][1])
 
 

@@ -1,12 +1,18 @@
 """Data sources: local directories in canonical layouts, or TFDS by name."""
 
 import hashlib
+import math
+import numbers
 import os
 from pathlib import Path
 
 import numpy as np
 
 from zoo.errors import DataError, ZooError
+
+# Set to 1 to read a cut-down copy of a canonical layout (toy data in tests, a deliberate sample)
+# instead of refusing it as truncated.
+PARTIAL_DATA_ENV = "ZOO_PARTIAL_DATA"
 
 
 def resolve_data_dir(data_dir=None):
@@ -44,6 +50,114 @@ def check_splits(source, kind: str, splits) -> None:
             raise DataError(f"The {split} split of {source} is empty.")
         if len(x) != len(y):
             raise DataError(f"{source}: {len(x)} {split} {kind} but {len(y)} labels.")
+
+
+def check_count(path, received: int, expected: int, what: str) -> None:
+    """Raises DataError unless `path` holds the `expected` number of `what` ("records") that its
+    canonical layout has: a download or copy cut short at a record boundary reads cleanly but
+    trains on less and reports the wrong test size. `ZOO_PARTIAL_DATA=1` turns the check off."""
+    if received != expected and os.environ.get(PARTIAL_DATA_ENV) != "1":
+        raise DataError(f"{path}: {received:,} {what}, expected {expected:,} (the dataset's canonical count): "
+                        f"truncated or incomplete; set {PARTIAL_DATA_ENV}=1 to use a cut-down copy on purpose.")
+
+
+def list_class_folders(path, suffixes, *, kind: str, layout: str, class_names=None, skip=()):
+    """The files of a class-folder layout, `path/<class>/*`, the label of each and the class names.
+
+    Args:
+        path: the folder holding one subfolder per class.
+        suffixes: the file extensions read (lowercase, with the dot); other files are ignored.
+        kind: what the files hold, for error messages ("images").
+        layout: how the layout looks, for error messages ("train/<class>/*.txt").
+        class_names: the classes to read, in label order (other subfolders are ignored);
+            default: every subfolder, sorted, except hidden ones and those in `skip`.
+        skip: subfolders that are not classes.
+
+    Raises:
+        DataError naming the folder when `path` is missing or has no class folders, or a class
+        folder is missing or holds no file of `suffixes` (a class without examples).
+    """
+    path = Path(path)
+    if not path.is_dir():
+        raise DataError(f"{path} is missing; expected {layout}.")
+    if class_names is None:
+        class_names = tuple(sorted(p.name for p in path.iterdir()
+                                   if p.is_dir() and not p.name.startswith(".") and p.name not in skip))
+        if not class_names:
+            raise DataError(f"{path}: no class folders inside; expected {layout}.")
+    files, labels = [], []
+    for label, name in enumerate(class_names):
+        folder = path / name
+        # Not only regular files: a broken link or a folder named like a file fails, named, when read.
+        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes) if folder.is_dir() else []
+        if not found:
+            raise DataError(f"{folder}: no {kind} ({', '.join(sorted(suffixes))}) in this class folder; "
+                            "every class needs examples.")
+        files += found
+        labels += [label] * len(found)
+    return files, np.asarray(labels, dtype="int64"), tuple(class_names)
+
+
+def validate_subset(subset):
+    """`subset` if it is a valid `--subset` (None, a count N > 1 or a fraction 0 < F <= 1), else a
+    one-line ZooError. A count given as a float (2000.0, as the flag parses it) is a count."""
+    ok = subset is None or (isinstance(subset, numbers.Real) and not isinstance(subset, bool) and math.isfinite(subset)
+                            and subset > 0 and (subset <= 1 or subset == int(subset)))
+    if not ok:
+        raise ZooError(f"--subset must be a count N > 1 or a fraction 0 < F <= 1 of the training examples. "
+                       f"Received: {subset!r}")
+    return subset
+
+
+def subset_count(subset, n: int) -> int:
+    """How many of `n` training examples `--subset` keeps: all for None, `round(F * n)` (at least
+    one) for a fraction F, `min(N, n)` for a count N."""
+    validate_subset(subset)
+    if subset is None:
+        return n
+    return min(n, max(1, round(subset * n)) if subset <= 1 else int(subset))
+
+
+def subset_indices(labels, subset, seed: int = 0) -> np.ndarray:
+    """The sorted indices of the training examples a `--subset` run trains on: a random sample,
+    stratified by class, drawn with `seed`.
+
+    Every task and the tuner's `--subset` go through here, so that it means one thing: a count
+    N > 1 or a fraction 0 < F <= 1 of the examples (see `subset_count`). Each class gives its share
+    (rounded by largest remainders), and at least one example when the sample has room for every
+    class, so that data sorted by class never trains on one class.
+
+    Args:
+        labels: the class of each example; or the number of examples, when they have none
+            (sentence pairs): a plain random sample.
+        subset: None (all), a count or a fraction; anything else is a ZooError.
+        seed: the run's `--seed`: the same seed draws the same sample.
+    """
+    labels = np.zeros(labels, dtype="int64") if isinstance(labels, numbers.Integral) else np.asarray(labels)
+    n = len(labels)
+    k = subset_count(subset, n)
+    if k >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    classes, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    share = _largest_remainder(k, counts, rng)
+    if k >= len(classes):
+        for c in np.flatnonzero(share == 0):  # a small class rounded to nothing: one from the largest share
+            share[np.argmax(share)] -= 1
+            share[c] = 1
+    picked = [rng.choice(np.flatnonzero(inverse == c), size=share[c], replace=False) for c in range(len(classes))]
+    return np.sort(np.concatenate(picked))
+
+
+def _largest_remainder(k: int, weights: np.ndarray, rng) -> np.ndarray:
+    """`k` split into integers proportional to `weights` (each at most its weight), the remainders
+    going to the largest fractions, ties broken at random."""
+    total = int(weights.sum())
+    quota = k * weights.astype(np.int64)  # exact integer arithmetic: k * weight / total
+    out, remainder = quota // total, quota % total
+    order = np.lexsort((rng.permutation(len(weights)), -remainder))
+    out[order[: k - int(out.sum())]] += 1
+    return out
 
 
 def train_val_split(x, y, validation_split, seed=0):

@@ -17,17 +17,19 @@ Splits never depend on the order files are listed in, nor on a random seed:
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from zoo.data import check_split_fractions, hash_split, resolve_data_dir
+from zoo.data import check_count, check_split_fractions, hash_split, list_class_folders, resolve_data_dir
 from zoo.errors import DataError
 
 SPEECH_COMMANDS_LABELS = ("yes", "no", "up", "down", "left", "right", "on", "off", "stop", "go", "_silence_", "_unknown_")
 SILENCE = "_silence_"
 FSDD_PATTERN = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$", re.IGNORECASE)
+FSDD_TAKES = 50  # recordings of each digit by each speaker
 
 
 @dataclass
@@ -110,30 +112,28 @@ def list_audio_folder(path) -> tuple[list[Path], np.ndarray, tuple]:
     """Files, labels and class names of a Keras audio folder: `path/<label>/*.wav`.
 
     Labels are the sorted subfolder names (as `keras.utils.audio_dataset_from_directory` does);
-    `_background_noise_` (the long recordings of the full Speech Commands release) is skipped.
+    `_background_noise_` (the long recordings of the full Speech Commands release) and hidden
+    folders are skipped; a label folder without clips is an error naming it.
     """
-    path = Path(path)
-    if not path.is_dir():
-        raise DataError(f"{path}: not a directory.")
-    names = tuple(sorted(p.name for p in path.iterdir()
-                         if p.is_dir() and not p.name.startswith(".") and p.name != "_background_noise_"))
-    if not names:
-        raise DataError(f"{path}: no label folders inside (expected <label>/*.wav).")
-    files, labels = [], []
-    for i, name in enumerate(names):
-        found = _wavs(path / name)
-        files += found
-        labels += [i] * len(found)
-    if not files:
-        raise DataError(f"{path}: no .wav files in its label folders.")
-    return files, np.asarray(labels, dtype="int64"), names
+    return list_class_folders(path, {".wav"}, kind="clips", layout="<label>/*.wav folders",
+                              skip=("_background_noise_",))
 
 
 def list_fsdd(path) -> tuple[list[Path], np.ndarray]:
-    """Files and digit labels of FSDD's `recordings/` folder (`<digit>_<speaker>_<index>.wav`)."""
-    files = [f for f in _wavs(Path(path)) if FSDD_PATTERN.match(f.name)]
+    """Files and digit labels of FSDD's `recordings/` folder (`<digit>_<speaker>_<index>.wav`).
+
+    Every speaker of FSDD records each digit `FSDD_TAKES` times (the total grew from release to
+    release with the speakers: 3,000 clips by 6 in v1.0.10), so a speaker missing some of a
+    digit's takes is an incomplete copy: an error naming the speaker's files of that digit.
+    """
+    path = Path(path)
+    files = [f for f in _wavs(path) if FSDD_PATTERN.match(f.name)]
     if not files:
         raise DataError(f"{path}: no FSDD recordings (<digit>_<speaker>_<index>.wav).")
+    takes = Counter(FSDD_PATTERN.match(f.name).group(2, 1) for f in files)
+    for speaker in sorted({s for s, _ in takes}):
+        for digit in map(str, range(10)):
+            check_count(path / f"{digit}_{speaker}_*.wav", takes[speaker, digit], FSDD_TAKES, "recordings")
     return files, np.asarray([int(f.name[0]) for f in files], dtype="int64")
 
 
@@ -238,7 +238,7 @@ def load_speech_commands(data_dir=None, *, sample_rate=16000, num_samples=16000,
 
 
 def load_fsdd(data_dir=None, *, sample_rate=8000, num_samples=8000, validation_split=0.1) -> AudioData:
-    """The Free Spoken Digit Dataset with its official test split (index 0-4, 500 clips).
+    """The Free Spoken Digit Dataset with its official test split (index 0-4: 300 of the 3,000 clips).
 
     Looks in `data_dir` (or `ZOO_DATA_DIR`) for `fsdd/recordings/`, `recordings/` or the
     recordings themselves; a directory of label folders instead is read as an audio folder.

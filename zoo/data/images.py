@@ -10,11 +10,13 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import check_splits, resolve_data_dir, tfds_load, train_val_split  # noqa: F401 (train_val_split: re-exported)
+from zoo.data import check_count, check_splits, list_class_folders, resolve_data_dir, tfds_load
+from zoo.data import train_val_split  # noqa: F401 (re-exported)
 from zoo.errors import DataError
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 _RECORD = 1 + 32 * 32 * 3
+CIFAR10_PER_FILE = 10_000  # records in each file of the binary layout, images in each batch of the pickle one
 _IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif"}
 
 
@@ -93,6 +95,7 @@ def _read_bin_files(files, num_classes):
                 f"(1 label byte + 3072 pixel bytes); the file is truncated or not CIFAR-10."
             )
         records = raw.reshape(-1, _RECORD)
+        check_count(f, len(records), CIFAR10_PER_FILE, "records")
         labels = records[:, 0].astype("int64")
         bad = np.flatnonzero(labels >= num_classes)
         if bad.size:
@@ -137,6 +140,7 @@ def _read_py_batches(files):
             xs.append(data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1))
         except (KeyError, ValueError, TypeError) as e:
             raise DataError(f"{f}: expected a dict with b'data' (N x 3072 uint8) and b'labels' ({e}).") from e
+        check_count(f, len(xs[-1]), CIFAR10_PER_FILE, "images")
         ys.append(labels)
     return np.ascontiguousarray(np.concatenate(xs)), np.concatenate(ys)
 
@@ -152,36 +156,18 @@ def load_image_folder(path: Path, image_size=(32, 32)) -> ImageData:
     the first run pays for it. A file that does not decode, or has the wrong size, is named.
     """
     path = Path(path)
-    class_names = _class_dirs(path / "train")
-    test_names = _class_dirs(path / "test")
-    if test_names != class_names:
-        raise DataError(f"{path}: train/ has classes {class_names} but test/ has {test_names}.")
-    splits = {}
-    for split in ("train", "test"):
-        files, labels = [], []
-        for i, name in enumerate(class_names):
-            found = sorted(
-                p for p in (path / split / name).iterdir() if p.suffix.lower() in _IMAGE_EXTENSIONS
-            )
-            files += found
-            labels += [i] * len(found)
-        if not files:
-            raise DataError(f"{path / split}: no images ({', '.join(sorted(_IMAGE_EXTENSIONS))}) in its class folders.")
-        splits[split] = (_decode_cached(files, image_size), np.asarray(labels, dtype="int64"))
+    listed = {split: list_class_folders(path / split, _IMAGE_EXTENSIONS, kind="images",
+                                        layout=f"{path}/train/<class>/ and {path}/test/<class>/ image folders")
+              for split in ("train", "test")}
+    class_names = listed["train"][2]
+    if listed["test"][2] != class_names:
+        raise DataError(f"{path}: train/ has classes {class_names} but test/ has {listed['test'][2]}.")
+    splits = {split: (_decode_cached(files, image_size), labels) for split, (files, labels, _) in listed.items()}
     (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]
     return ImageData(x_train, y_train, x_test, y_test, class_names, str(path))
 
 
 load_image_folder.looks_like = lambda p: (p / "train").is_dir() and (p / "test").is_dir()
-
-
-def _class_dirs(path: Path):
-    if not path.is_dir():
-        raise DataError(f"{path}: missing; the image-folder layout needs train/<class>/ and test/<class>/.")
-    names = tuple(sorted(p.name for p in path.iterdir() if p.is_dir()))
-    if not names:
-        raise DataError(f"{path}: no class folders inside.")
-    return names
 
 
 def _cache_dir() -> Path:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import check_splits, resolve_data_dir, tfds_load
+from zoo.data import check_count, check_splits, list_class_folders, resolve_data_dir, tfds_load
 from zoo.errors import DataError
 
 IMDB_CLASSES = ("neg", "pos")
+IMDB_PER_FOLDER = 12_500  # reviews in each of aclImdb's {train,test}/{neg,pos}
 
 
 @dataclass
@@ -44,7 +45,11 @@ def load_imdb(data_dir=None) -> TextData:
                         y_test.astype("int64"), IMDB_CLASSES, "tfds:imdb_reviews")
     for base in (root / "aclImdb", root):
         if (base / "train" / "pos").is_dir() or (base / "train" / "neg").is_dir():
-            return load_text_folder(base, class_names=IMDB_CLASSES)
+            data = load_text_folder(base, class_names=IMDB_CLASSES)
+            for split, labels in (("train", data.train_labels), ("test", data.test_labels)):
+                for name, n in zip(IMDB_CLASSES, np.bincount(labels, minlength=len(IMDB_CLASSES))):
+                    check_count(base / split / name, int(n), IMDB_PER_FOLDER, "reviews")
+            return data
     raise DataError(f"No IMDB reviews found in {root}: expected aclImdb/train/{{neg,pos}}/*.txt and "
                     "aclImdb/test/{neg,pos}/*.txt (or train/ and test/ directly).")
 
@@ -64,21 +69,10 @@ def load_text_folder(path, class_names=None) -> TextData:
     path = Path(path)
     splits = {}
     for split in ("train", "test"):
-        folder = path / split
-        if not folder.is_dir():
-            raise DataError(f"{folder} is missing: a text folder holds train/<class>/*.txt and test/<class>/*.txt.")
-        if class_names is None:
-            class_names = tuple(sorted(p.name for p in folder.iterdir() if p.is_dir()))
-            if not class_names:
-                raise DataError(f"{folder} has no class subfolders (expected {folder}/<class>/*.txt).")
-        texts, labels = [], []
-        for label, name in enumerate(class_names):
-            files = sorted((folder / name).glob("*.txt")) if (folder / name).is_dir() else []
-            if not files:
-                raise DataError(f"{folder / name} has no .txt files (classes: {', '.join(class_names)}).")
-            texts += [_read(f) for f in files]
-            labels += [label] * len(files)
-        splits[split] = (np.array(texts, dtype=object), np.array(labels, dtype="int64"))
+        files, labels, class_names = list_class_folders(
+            path / split, {".txt"}, kind="texts", layout=f"{path}/train/<class>/*.txt and {path}/test/<class>/*.txt",
+            class_names=class_names)
+        splits[split] = (np.array([_read(f) for f in files], dtype=object), labels)
     return TextData(*splits["train"], *splits["test"], tuple(class_names), str(path))
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import check_split_fractions, hash_split, resolve_data_dir
+from zoo.data import check_count, check_split_fractions, hash_split, resolve_data_dir, subset_indices
 from zoo.errors import DataError
 
 # name -> (corpus, source language, target language). The Anki file is english<TAB>spanish.
@@ -27,6 +27,7 @@ PAIRS = {
 ANKI_FILE = Path("anki") / "spa-eng.tsv"
 ANKI_COLUMNS = {"eng": 0, "spa": 1}
 MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
+MULTI30K_SIZES = {"train": 29_000, "validation": 1_014, "test": 1_000}  # sentences, in every language
 
 
 @dataclass
@@ -39,8 +40,10 @@ class ParallelSplit:
     def __len__(self):
         return len(self.sources)
 
-    def take(self, n: int) -> "ParallelSplit":
-        return ParallelSplit(self.sources[:n], self.targets[:n])
+    def sample(self, subset, seed: int = 0) -> "ParallelSplit":
+        """A `--subset` of the pairs (see `zoo.data.subset_indices`), in their order."""
+        keep = subset_indices(len(self), subset, seed)
+        return ParallelSplit(self.sources[keep], self.targets[keep])
 
 
 @dataclass
@@ -144,6 +147,7 @@ def load_multi30k(path, *, source_language="de", target_language="en") -> Parall
         for number, (s, t) in enumerate(zip(sources, targets), start=1):
             if not s.strip() or not t.strip():
                 raise DataError(f"{files[0] if not s.strip() else files[1]}, line {number}: empty sentence.")
+        check_count(files[0], len(sources), MULTI30K_SIZES[name], "sentences")
         parts[name] = _split(zip(sources, targets))
     return ParallelCorpus(**parts, source_language=source_language, target_language=target_language, source=str(path),
                           split="official (train, val, test_2016_flickr)")
