@@ -3,10 +3,13 @@
 with the peak memory of a fresh process measured; images whose headers declare 100000x100000
 pixels through the predictor's reader and the image-folder loader."""
 
+import io
 import os
+import re
 import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +19,11 @@ import tensorflow as tf
 from zoo import predict
 from zoo.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, load_waveform, serving_endpoints, serving_metadata
 from zoo.cli import run as run_cli
+from zoo.data.images import load_cifar10
 from zoo.errors import DataError
 from zoo.export import export_saved_model
-from zoo.pretrained import load
+from zoo.images import MAX_IMAGE_PIXELS, check_image_header, decode_image, image_header_size
+from zoo.pretrained import load, read_image
 from zoo.registry import build_model
 from zoo.safety import write_manifest
 
@@ -152,3 +157,78 @@ def test_a_crafted_rate_is_refused_in_bounded_memory(entry, tmp_path):
     assert lines[0].startswith("refused:") and "sample rate of] [1000000000]" in lines[0], lines
     peak = int(lines[-1].split()[1])
     assert peak < PEAK_LIMIT_KIB, f"peak RSS {peak / 1e6:.2f} GB"
+
+
+# --- image sizes ---------------------------------------------------------------------------------
+
+
+def png_declaring(width, height):
+    """A PNG file of a few bytes whose header (IHDR, with a valid CRC) declares `width`x`height`
+    RGB pixels and whose image data never follows."""
+    ihdr = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + struct.pack(">I", 13) + ihdr + struct.pack(">I", zlib.crc32(ihdr))
+
+
+def with_jpeg_size(jpeg, width, height):
+    sof = jpeg.index(b"\xff\xc0")  # baseline start of frame: length, precision, height, width
+    return jpeg[:sof + 5] + struct.pack(">HH", height, width) + jpeg[sof + 9:]
+
+
+def real_images(image):
+    """`image` (uint8 [h, w, 3]) as the bytes of a PNG, JPEG, GIF and BMP file."""
+    from PIL import Image
+
+    out = {}
+    for fmt in ("PNG", "JPEG", "GIF", "BMP"):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format=fmt)
+        out[fmt] = buffer.getvalue()
+    return out
+
+
+def test_image_headers_give_the_size_without_decoding():
+    image = np.random.default_rng(0).integers(0, 256, (40, 56, 3), dtype=np.uint8)
+    for fmt, contents in real_images(image).items():
+        assert image_header_size(contents).numpy().tolist() == [40, 56], fmt
+        assert check_image_header(contents, fmt) == (40, 56)
+        assert decode_image(contents).shape == (40, 56, 3)
+    bmp = real_images(image)["BMP"]
+    top_down = bmp[:22] + struct.pack("<i", -40) + bmp[26:]  # negative height: rows stored top-down
+    assert image_header_size(top_down).numpy().tolist() == [40, 56]
+    for contents in (b"", b"GIF", b"not an image", b"RIFF\0\0\0\0WEBPVP8 "):
+        assert image_header_size(contents).numpy().tolist() == [-1, -1]
+
+
+def crafted_images():
+    images = real_images(np.zeros((8, 8, 3), np.uint8))
+    gif, bmp = images["GIF"], images["BMP"]
+    return {"huge.png": (png_declaring(100_000, 100_000), "100000x100000 pixels (10,000,000,000)"),
+            "huge.jpg": (with_jpeg_size(images["JPEG"], 65_000, 60_000), "65000x60000 pixels (3,900,000,000)"),
+            "huge.gif": (gif[:6] + struct.pack("<HH", 65_535, 65_535) + gif[10:], "65535x65535 pixels"),
+            "huge.bmp": (bmp[:18] + struct.pack("<ii", 50_000, -50_000) + bmp[26:], "50000x50000 pixels"),
+            "just_over.png": (png_declaring(8001, 5000), "8001x5000 pixels (40,005,000)")}
+
+
+@pytest.mark.parametrize("name", sorted(crafted_images()))
+def test_the_predictor_refuses_an_image_declaring_too_many_pixels(tmp_path, name):
+    contents, size = crafted_images()[name]
+    (tmp_path / name).write_bytes(contents)
+    with pytest.raises(DataError, match=re.escape(f"{name}: the image declares {size}") + ".*; the limit is 40,000,000"):
+        read_image(tmp_path / name, (32, 32))
+    # At the limit, the header passes: this one then fails for its missing image data.
+    (tmp_path / "at_limit.png").write_bytes(png_declaring(8000, MAX_IMAGE_PIXELS // 8000))
+    with pytest.raises(DataError, match=r"at_limit\.png: not a decodable image"):
+        read_image(tmp_path / "at_limit.png", (32, 32))
+
+
+def test_the_image_folder_loader_refuses_an_image_declaring_too_many_pixels(tmp_path, make_image_folder):
+    fake = make_image_folder(tmp_path)
+    bad = fake.path / "train" / "dog" / "0001.png"
+    bad.write_bytes(png_declaring(100_000, 100_000))
+    with pytest.raises(DataError, match=r"0001\.png: the image declares 100000x100000 pixels") as e:
+        load_cifar10(tmp_path)
+    assert str(bad) in str(e.value)
+    # The real images beside it still load once it is gone.
+    bad.unlink()
+    data = load_cifar10(tmp_path)
+    assert data.x_train.shape == (len(fake.x_train) - 1, 32, 32, 3)

@@ -219,11 +219,16 @@ def _read_file(path) -> bytes:
 
 def read_image(path, size) -> np.ndarray:
     """An image file (PNG, JPEG, GIF or BMP) -> `uint8[height, width, 3]` RGB at `size`
-    (height, width): centre-cropped to that aspect ratio, then resized with antialiasing."""
+    (height, width): centre-cropped to that aspect ratio, then resized with antialiasing. A file
+    whose header declares more than `zoo.images.MAX_IMAGE_PIXELS` pixels is refused undecoded."""
     import tensorflow as tf
 
+    from zoo.images import check_image_header
+
+    contents = _read_file(path)
+    check_image_header(contents, path)
     try:
-        image = tf.io.decode_image(_read_file(path), channels=3, expand_animations=False)
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError:
         raise DataError(f"{path}: not a decodable image (PNG, JPEG, GIF or BMP).") from None
     h, w = image.shape[0], image.shape[1]
