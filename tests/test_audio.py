@@ -104,8 +104,8 @@ def test_polyphase_resampling_is_the_windowed_sinc_written_out(rate_in, rate_out
 def test_resampling_an_empty_or_one_sample_clip():
     assert resample(np.zeros(0, "float32"), 44100, 16000).numpy().shape == (0,)
     assert resample(np.zeros(1, "float32"), 44100, 16000).numpy().shape == (0,)
-    np.testing.assert_allclose(resample(np.ones(1, "float32"), 8000, 16000).numpy(), direct_resample([1.0], 8000, 16000),
-                               atol=1e-6)
+    one = resample(np.ones(1, "float32"), 8000, 16000).numpy()
+    np.testing.assert_allclose(one, direct_resample([1.0], 8000, 16000), atol=1e-6)
 
 
 @pytest.mark.parametrize("rate", [0, 7, MIN_SAMPLE_RATE - 1, MAX_SAMPLE_RATE + 1, 10**9, -16000])
@@ -157,7 +157,8 @@ def test_decode_wav_files_reads_every_file_in_order(tmp_path):
     (b"this is not audio at all, just some text in a file named .wav", "not a readable"),
     ("no-samples", "no audio samples"),
     ("truncated", "not a readable"),
-    ("rate-7", r"not a readable 16-bit PCM WAV file \(the WAV file declares a sample rate of 7 Hz; accepted: 1000 to 384000 Hz\)"),
+    ("rate-7", r"not a readable 16-bit PCM WAV file \(the WAV file declares a sample rate of 7 Hz; "
+               r"accepted: 1000 to 384000 Hz\)"),
     ("rate-1e9", "declares a sample rate of 1000000000 Hz"),
 ])
 def test_a_bad_wav_file_is_a_data_error_naming_it(tmp_path, contents, reason):

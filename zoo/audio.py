@@ -209,7 +209,8 @@ def serving_endpoints(model, *, sample_rate: int, num_samples: int):
     """The arguments of `zoo.export.export_saved_model` for a waveform classifier.
 
     `serve` (and `serving_default`) takes `float32[None, num_samples]` waveforms at
-    `sample_rate`; `serve_wav` takes `string[None]` WAV file contents at any rate, mono or
+    `sample_rate`; `serve_wav` takes `string[None]` WAV file contents at any rate from
+    MIN_SAMPLE_RATE to MAX_SAMPLE_RATE (another is an `InvalidArgumentError`), mono or
     multi-channel, of any length, and decodes, downmixes, resamples and pads/trims them in the
     graph. Both return `float32[None, num_classes]` label probabilities.
     """
@@ -240,7 +241,8 @@ def serving_metadata(*, sample_rate: int, num_samples: int, num_classes: int) ->
                                 "meaning": f"mono waveforms at {sample_rate} Hz in [-1, 1]"}},
             "serving_default": "the same as serve",
             "serve_wav": {"input": {"name": "wav_bytes", "dtype": "string", "shape": [None],
-                                    "meaning": "contents of 16-bit PCM WAV files, any rate and channel count; "
+                                    "meaning": "contents of 16-bit PCM WAV files, any channel count and any rate "
+                                               f"from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz; "
                                                f"downmixed, resampled to {sample_rate} Hz and padded or trimmed "
                                                f"(centred) to {num_samples} samples in the graph"}},
         },

@@ -303,9 +303,9 @@ class ImageClassifier(Classifier):
 
 
 class AudioClassifier(Classifier):
-    """Audio in: WAV file paths or WAV bytes (any rate and channel count: `serve_wav` decodes,
-    resamples and pads or trims them in the graph) or `float32[N, num_samples]` waveforms at the
-    model's rate (`serve`)."""
+    """Audio in: WAV file paths or WAV bytes (any channel count, rates from 1 to 384 kHz:
+    `serve_wav` decodes, resamples and pads or trims them in the graph) or
+    `float32[N, num_samples]` waveforms at the model's rate (`serve`)."""
 
     kind = "audio_classifier"
 
