@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from zoo.audio import fix_length, load_waveform, mix_noise, resample, time_shift
+from zoo.audio import (
+    MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, fix_length, load_waveform, mix_noise, resample, time_shift, wav_sample_rate,
+)
 from zoo.data.audio import (
     SPEECH_COMMANDS_LABELS, decode_wav_files, fsdd_split, list_fsdd, load_audio_folder, load_fsdd, load_speech_commands,
     split_by_speaker,
@@ -75,6 +77,52 @@ def test_resampling_with_a_length_computes_the_centre_only():
     np.testing.assert_allclose(resample(x, 44100, 16000, length=5000).numpy(), full, atol=1e-6)  # shorter: all of it
 
 
+def direct_resample(x, rate_in, rate_out, zero_crossings=16, beta=8.6):
+    """The windowed-sinc interpolation written out for every output sample, in float64."""
+    ratio = rate_out / rate_in
+    cutoff = min(ratio, 1.0)
+    half = int(np.ceil(zero_crossings / cutoff))
+    t = np.arange(int(round(len(x) * ratio))) / ratio
+    idx = np.floor(t).astype(int)[:, None] + np.arange(-half + 1, half + 1)[None, :]
+    arg = (t[:, None] - idx) * cutoff
+    u = arg / zero_crossings
+    window = np.where(np.abs(u) <= 1, np.i0(beta * np.sqrt(np.maximum(1 - u * u, 0))) / np.i0(beta), 0)
+    taps = np.where((idx >= 0) & (idx < len(x)), np.asarray(x, np.float64)[np.clip(idx, 0, len(x) - 1)], 0)
+    return (taps * cutoff * np.sinc(arg) * window).sum(axis=1)
+
+
+@pytest.mark.parametrize("rate_in, rate_out", [(8000, 16000), (16000, 8000), (44100, 16000), (48000, 16000),
+                                               (44101, 16000), (MAX_SAMPLE_RATE, 16000), (MIN_SAMPLE_RATE, 8000)])
+def test_polyphase_resampling_is_the_windowed_sinc_written_out(rate_in, rate_out):
+    x = np.random.default_rng(0).normal(size=rate_in // 10).astype("float32")
+    y = resample(x, rate_in, rate_out).numpy()
+    np.testing.assert_allclose(y, direct_resample(x, rate_in, rate_out), atol=1e-5)
+    graph = tf.function(lambda x, rate: resample(x, rate, rate_out, length=300))(x, tf.constant(rate_in))
+    np.testing.assert_allclose(graph.numpy(), fix_length(y, 300).numpy(), atol=1e-5)
+
+
+def test_resampling_an_empty_or_one_sample_clip():
+    assert resample(np.zeros(0, "float32"), 44100, 16000).numpy().shape == (0,)
+    assert resample(np.zeros(1, "float32"), 44100, 16000).numpy().shape == (0,)
+    one = resample(np.ones(1, "float32"), 8000, 16000).numpy()
+    np.testing.assert_allclose(one, direct_resample([1.0], 8000, 16000), atol=1e-6)
+
+
+@pytest.mark.parametrize("rate", [0, 7, MIN_SAMPLE_RATE - 1, MAX_SAMPLE_RATE + 1, 10**9, -16000])
+def test_rates_outside_the_range_are_refused(rate):
+    x = np.zeros(100, "float32")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"rate_in is {rate} Hz; accepted: 1000 to 384000 Hz"):
+        resample(x, rate, 16000)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=rf"rate_out is\] \[{rate}\] \[Hz; accepted: 1000 to"):
+        tf.function(lambda x, rate: resample(x, 16000, rate))(x, tf.constant(rate))
+    if rate >= 0:
+        wav = wav_bytes(np.zeros(100), 16000)
+        wav = wav[:24] + rate.to_bytes(4, "little") + (2 * rate % 2**32).to_bytes(4, "little") + wav[32:]
+        assert wav_sample_rate(wav) == rate
+        with pytest.raises(tf.errors.InvalidArgumentError, match=rf"declares a sample rate of {rate} Hz; accepted"):
+            load_waveform(wav, sample_rate=16000, num_samples=100)
+
+
 def test_load_waveform_downmixes_resamples_pads_and_trims():
     mono = tone(440, 16000)
     np.testing.assert_allclose(load_waveform(wav_bytes(mono, 16000), sample_rate=16000, num_samples=4000).numpy(),
@@ -109,6 +157,9 @@ def test_decode_wav_files_reads_every_file_in_order(tmp_path):
     (b"this is not audio at all, just some text in a file named .wav", "not a readable"),
     ("no-samples", "no audio samples"),
     ("truncated", "not a readable"),
+    ("rate-7", r"not a readable 16-bit PCM WAV file \(the WAV file declares a sample rate of 7 Hz; "
+               r"accepted: 1000 to 384000 Hz\)"),
+    ("rate-1e9", "declares a sample rate of 1000000000 Hz"),
 ])
 def test_a_bad_wav_file_is_a_data_error_naming_it(tmp_path, contents, reason):
     good = tmp_path / "good.wav"
@@ -117,6 +168,10 @@ def test_a_bad_wav_file_is_a_data_error_naming_it(tmp_path, contents, reason):
         contents = wav_bytes(np.zeros(0, "float32"), 8000)
     elif contents == "truncated":
         contents = wav_bytes(tone(440, 8000), 8000)[:30]
+    elif isinstance(contents, str) and contents.startswith("rate-"):  # the header's rate and byte rate replaced
+        rate = int(float(contents[5:]))
+        contents = wav_bytes(tone(440, 8000), 8000)
+        contents = contents[:24] + rate.to_bytes(4, "little") + (2 * rate).to_bytes(4, "little") + contents[32:]
     bad = tmp_path / "bad_0.wav"
     bad.write_bytes(contents)
     with pytest.raises(DataError, match=r"bad_0\.wav: .*" + reason):

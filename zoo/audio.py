@@ -34,11 +34,65 @@ def fix_length(x, num_samples: int):
     return tf.ensure_shape(x, [*x.shape[:-1], num_samples])
 
 
+# The sample rates a WAV file may declare. Resampling works on `rate_in / rate_out` input samples
+# per output sample, so a header claiming 1e9 Hz would make it hold gigabytes; real recordings
+# lie between telephone-grade 8 kHz (1 kHz leaves room for odd sensors) and 384 kHz studio audio.
+MIN_SAMPLE_RATE = 1_000
+MAX_SAMPLE_RATE = 384_000
+# Elements (output samples x taps) of the blocks that resampling computes at a time: about 4 MiB
+# of float32 each, so memory stays flat whatever the clip's length and the rates.
+_BLOCK_ELEMENTS = 1 << 20
+
+
+def wav_sample_rate(contents: bytes) -> int | None:
+    """The sample rate that WAV file bytes declare, read from the header without decoding, or
+    None if there is no `fmt ` chunk right after `RIFF....WAVE` (where `tf.audio.decode_wav`
+    requires it, so such bytes do not decode at all)."""
+    if len(contents) < 28 or contents[:4] != b"RIFF" or contents[8:16] != b"WAVEfmt ":
+        return None
+    return int.from_bytes(contents[24:28], "little")
+
+
+def check_sample_rate(rate, what: str = "the sample rate is"):
+    """`rate` as an int64 tensor, behind an assertion that it lies in [MIN_SAMPLE_RATE,
+    MAX_SAMPLE_RATE] Hz: whatever uses the result runs only if it does. A rate outside raises
+    `tf.errors.InvalidArgumentError` with a message that gives `what`, the rate and the range.
+
+    Args:
+        rate: a sample rate in Hz (int or int tensor, such as `tf.audio.decode_wav` returns).
+        what: the message's words before the rate.
+    """
+    rate = tf.cast(rate, tf.int64)
+    accepted = f"Hz; accepted: {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz"
+    ok = (rate >= MIN_SAMPLE_RATE) & (rate <= MAX_SAMPLE_RATE)
+    if tf.executing_eagerly():  # the same words on one line (Assert's eager message splits them over three)
+        if not ok:
+            raise tf.errors.InvalidArgumentError(None, None, f"{what} {int(rate)} {accepted}")
+        return rate
+    with tf.control_dependencies([tf.debugging.Assert(ok, [what, rate, accepted])]):
+        return tf.identity(rate)
+
+
+def _gcd(a, b):
+    a, _ = tf.while_loop(lambda a, b: b > 0, lambda a, b: (b, a % b), (a, b))
+    return a
+
+
 def _kaiser(u, beta):
     # Kaiser window on u in [-1, 1], zero outside.
     inside = tf.abs(u) <= 1.0
     arg = beta * tf.sqrt(tf.maximum(1.0 - u * u, 0.0))
     return tf.where(inside, tf.math.bessel_i0(arg) / tf.math.bessel_i0(tf.constant(beta, u.dtype)), tf.zeros_like(u))
+
+
+def _in_blocks(fn, start, count, block):
+    # fn(indices [block]) for indices start, start + 1, ... in blocks of `block`, one block at a
+    # time (parallel_iterations=1: blocks in flight together would multiply the memory), at least
+    # one block; the results are concatenated along the first axis, `count` rows or more.
+    blocks = tf.maximum((count + block - 1) // block, 1)
+    out = tf.map_fn(lambda b: fn(start + b * block + tf.range(block)), tf.range(blocks),
+                    fn_output_signature=tf.float32, parallel_iterations=1)
+    return tf.reshape(out, tf.concat([[-1], tf.shape(out)[2:]], axis=0))
 
 
 def resample(x, rate_in, rate_out, *, length=None, zero_crossings=16, kaiser_beta=8.6):
@@ -49,51 +103,76 @@ def resample(x, rate_in, rate_out, *, length=None, zero_crossings=16, kaiser_bet
     frequencies, so any ratio works (8 kHz <-> 16 kHz, 44.1 kHz -> 16 kHz) and nothing aliases.
     The rates may be tensors (as `tf.audio.decode_wav` returns them).
 
+    The filters come from the rates' ratio in lowest terms, `up / down` (44.1 kHz -> 16 kHz:
+    160 / 441): output sample `j` sits at input position `j * down / up`, so only `up` distinct
+    filters exist (polyphase). They and the output are computed in blocks of bounded size, so
+    memory depends neither on the clip's length nor on anything but the bounded rates.
+
     Args:
         x: float32 `[n]`.
-        rate_in, rate_out: sample rates in Hz (ints or int tensors).
+        rate_in, rate_out: sample rates in Hz (ints or int tensors), each within
+            [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] (`check_sample_rate`).
         length: if given and the resampled clip is longer, only its centred `length` samples are
-            computed (as `fix_length` would keep them), which bounds memory on long files.
+            computed (as `fix_length` would keep them).
         zero_crossings: half-width of the interpolation kernel in zero crossings of the sinc.
         kaiser_beta: shape of the Kaiser window (8.6: about -80 dB side lobes).
 
     Returns:
         float32 `[round(n * rate_out / rate_in)]`, or `[length]` when that is shorter.
+
+    Raises:
+        tf.errors.InvalidArgumentError: a rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE].
     """
     x = tf.convert_to_tensor(x, tf.float32)
-    rate_in = tf.cast(rate_in, tf.float64)
-    rate_out = tf.cast(rate_out, tf.float64)
-    n = tf.shape(x)[0]
-    ratio = rate_out / rate_in
-    m = tf.cast(tf.round(tf.cast(n, tf.float64) * ratio), tf.int32)
-    first, count = 0, m
+    rate_in = check_sample_rate(rate_in, "resample: rate_in is")
+    rate_out = check_sample_rate(rate_out, "resample: rate_out is")
+    g = _gcd(rate_in, rate_out)
+    up, down = rate_out // g, rate_in // g
+    n = tf.shape(x, out_type=tf.int64)[0]
+    ratio = tf.cast(rate_out, tf.float64) / tf.cast(rate_in, tf.float64)
+    m = tf.cast(tf.round(tf.cast(n, tf.float64) * ratio), tf.int64)
+    first, count = tf.constant(0, tf.int64), m
     if length is not None:
         first = tf.maximum(m - length, 0) // 2
         count = tf.minimum(m, length)
-    # Positions of the output samples on the input's time axis (float64: exact for long clips).
-    t = tf.cast(tf.range(first, first + count), tf.float64) / ratio
-    base = tf.floor(t)
     cutoff = tf.minimum(ratio, 1.0)  # fraction of the input band kept
-    half = tf.cast(tf.math.ceil(zero_crossings / cutoff), tf.int32)  # taps on each side
+    half = tf.cast(tf.math.ceil(zero_crossings / cutoff), tf.int64)  # taps on each side
     k = tf.range(-half + 1, half + 1)
-    idx = tf.cast(base, tf.int32)[:, None] + k[None, :]
-    d = (t - base)[:, None] - tf.cast(k, tf.float64)[None, :]  # distance from each tap, in input samples
-    arg = tf.cast(d * cutoff, tf.float32)
-    sinc = tf.where(tf.abs(arg) < 1e-6, tf.ones_like(arg), tf.sin(math.pi * arg) / (math.pi * arg))
-    kernel = tf.cast(cutoff, tf.float32) * sinc * _kaiser(arg / zero_crossings, kaiser_beta)
-    valid = (idx >= 0) & (idx < n)
-    taps = tf.where(valid, tf.gather(x, tf.clip_by_value(idx, 0, tf.maximum(n - 1, 0))), 0.0)
-    return tf.reduce_sum(taps * kernel, axis=1)
+    block = tf.maximum(_BLOCK_ELEMENTS // (2 * half), 1)
+    # Output j's filter depends only on j mod up; `phases` rows, row i for outputs first + i (mod up).
+    phases = tf.minimum(up, count)
+
+    def filters(j):
+        frac = tf.cast(j * down % up, tf.float64) / tf.cast(up, tf.float64)  # j's offset past its input sample
+        d = frac[:, None] - tf.cast(k, tf.float64)[None, :]  # distance from each tap, in input samples
+        arg = tf.cast(d * cutoff, tf.float32)
+        sinc = tf.where(tf.abs(arg) < 1e-6, tf.ones_like(arg), tf.sin(math.pi * arg) / (math.pi * arg))
+        return tf.cast(cutoff, tf.float32) * sinc * _kaiser(arg / zero_crossings, kaiser_beta)
+
+    def outputs(bank):
+        def block_of(j):
+            idx = (j * down // up)[:, None] + k[None, :]
+            kernel = tf.gather(bank, tf.minimum((j - first) % up, phases - 1))
+            valid = (idx >= 0) & (idx < n)
+            taps = tf.where(valid, tf.gather(x, tf.clip_by_value(idx, 0, n - 1)), 0.0)
+            return tf.reduce_sum(taps * kernel, axis=1)
+        return _in_blocks(block_of, first, count, block)[:count]
+
+    # Nothing to compute for an empty result (and x may be empty: nothing to gather from).
+    return tf.cond(count > 0, lambda: outputs(_in_blocks(filters, first, phases, block)), lambda: tf.zeros([0]))
 
 
 def load_waveform(contents, *, sample_rate: int, num_samples: int):
     """WAV file bytes -> float32 `[num_samples]` mono at `sample_rate`, in [-1, 1].
 
     Decodes 16-bit PCM with `tf.audio.decode_wav`, averages the channels, resamples when the
-    file's rate differs, then pads or trims (centred). A file that does not decode, or holds no
-    samples, raises `tf.errors.InvalidArgumentError`.
+    file's rate differs, then pads or trims (centred). A file that does not decode, holds no
+    samples or declares a rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] raises
+    `tf.errors.InvalidArgumentError`.
     """
     audio, rate = tf.audio.decode_wav(contents)
+    # Checked before anything else: resampling's cost grows with the rate the header declares.
+    rate = check_sample_rate(rate, "the WAV file declares a sample rate of")
     tf.debugging.assert_positive(tf.shape(audio)[0], message="the WAV file holds no audio samples")
     mono = downmix(audio)
     mono = tf.cond(tf.equal(rate, sample_rate), lambda: mono,
@@ -130,7 +209,8 @@ def serving_endpoints(model, *, sample_rate: int, num_samples: int):
     """The arguments of `zoo.export.export_saved_model` for a waveform classifier.
 
     `serve` (and `serving_default`) takes `float32[None, num_samples]` waveforms at
-    `sample_rate`; `serve_wav` takes `string[None]` WAV file contents at any rate, mono or
+    `sample_rate`; `serve_wav` takes `string[None]` WAV file contents at any rate from
+    MIN_SAMPLE_RATE to MAX_SAMPLE_RATE (another is an `InvalidArgumentError`), mono or
     multi-channel, of any length, and decodes, downmixes, resamples and pads/trims them in the
     graph. Both return `float32[None, num_classes]` label probabilities.
     """
@@ -161,7 +241,8 @@ def serving_metadata(*, sample_rate: int, num_samples: int, num_classes: int) ->
                                 "meaning": f"mono waveforms at {sample_rate} Hz in [-1, 1]"}},
             "serving_default": "the same as serve",
             "serve_wav": {"input": {"name": "wav_bytes", "dtype": "string", "shape": [None],
-                                    "meaning": "contents of 16-bit PCM WAV files, any rate and channel count; "
+                                    "meaning": "contents of 16-bit PCM WAV files, any channel count and any rate "
+                                               f"from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz; "
                                                f"downmixed, resampled to {sample_rate} Hz and padded or trimmed "
                                                f"(centred) to {num_samples} samples in the graph"}},
         },

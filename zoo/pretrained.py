@@ -219,11 +219,16 @@ def _read_file(path) -> bytes:
 
 def read_image(path, size) -> np.ndarray:
     """An image file (PNG, JPEG, GIF or BMP) -> `uint8[height, width, 3]` RGB at `size`
-    (height, width): centre-cropped to that aspect ratio, then resized with antialiasing."""
+    (height, width): centre-cropped to that aspect ratio, then resized with antialiasing. A file
+    whose header declares more than `zoo.images.MAX_IMAGE_PIXELS` pixels is refused undecoded."""
     import tensorflow as tf
 
+    from zoo.images import check_image_header
+
+    contents = _read_file(path)
+    check_image_header(contents, path)
     try:
-        image = tf.io.decode_image(_read_file(path), channels=3, expand_animations=False)
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError:
         raise DataError(f"{path}: not a decodable image (PNG, JPEG, GIF or BMP).") from None
     h, w = image.shape[0], image.shape[1]
@@ -237,17 +242,33 @@ def read_image(path, size) -> np.ndarray:
 
 def read_wav(path) -> bytes:
     """The bytes of a 16-bit PCM WAV file; a `DataError` naming the file if it is not one."""
+    return check_wav(_read_file(path), path)
+
+
+def check_wav(contents: bytes, name) -> bytes:
+    """`contents` if they are a 16-bit PCM WAV file with samples at a rate within
+    [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] (`zoo.audio`); else a `DataError` naming `name` (a path,
+    or which input). Checked here rather than left to the graph: the SavedModels exported before
+    `serve_wav` checked the rate itself resample at any rate the header declares."""
     import tensorflow as tf
 
-    contents = _read_file(path)
+    from zoo.audio import MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, wav_sample_rate
+
+    def check_rate(rate):
+        if rate is not None and not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise DataError(f"{name}: the WAV file declares a sample rate of {rate} Hz; accepted: "
+                            f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz.")
+
     if contents[:4] != b"RIFF" or contents[8:12] != b"WAVE":
-        raise DataError(f"{path}: not a WAV file (no RIFF/WAVE header).")
+        raise DataError(f"{name}: not a WAV file (no RIFF/WAVE header).")
+    check_rate(wav_sample_rate(contents))  # before decoding, which may refuse the header for another reason
     try:
-        audio, _ = tf.audio.decode_wav(contents)
+        audio, rate = tf.audio.decode_wav(contents)
     except tf.errors.InvalidArgumentError as e:
-        raise DataError(f"{path}: not a readable 16-bit PCM WAV file ({e.message.splitlines()[0][:200]}).") from None
+        raise DataError(f"{name}: not a readable 16-bit PCM WAV file ({e.message.splitlines()[0][:200]}).") from None
+    check_rate(int(rate))  # the rate the graph will see, however the header put it
     if audio.shape[0] == 0:
-        raise DataError(f"{path}: the WAV file holds no audio samples.")
+        raise DataError(f"{name}: the WAV file holds no audio samples.")
     return contents
 
 
@@ -282,9 +303,9 @@ class ImageClassifier(Classifier):
 
 
 class AudioClassifier(Classifier):
-    """Audio in: WAV file paths or WAV bytes (any rate and channel count: `serve_wav` decodes,
-    resamples and pads or trims them in the graph) or `float32[N, num_samples]` waveforms at the
-    model's rate (`serve`)."""
+    """Audio in: WAV file paths or WAV bytes (any channel count, rates from 1 to 384 kHz:
+    `serve_wav` decodes, resamples and pads or trims them in the graph) or
+    `float32[N, num_samples]` waveforms at the model's rate (`serve`)."""
 
     kind = "audio_classifier"
 
@@ -309,7 +330,8 @@ class AudioClassifier(Classifier):
                                f"received shape {list(inputs.shape)}. Pass WAV files to have them resampled and "
                                "padded or trimmed.")
             return self.call("serve", waveforms)
-        wavs = [x if isinstance(x, bytes) else read_wav(x) for x in _as_list(inputs)]
+        wavs = [check_wav(x, f"input {i + 1}") if isinstance(x, bytes) else read_wav(x)
+                for i, x in enumerate(_as_list(inputs))]
         return self.call("serve_wav", np.array(wavs, dtype=object))
 
     def example(self):

@@ -200,12 +200,10 @@ def _decode_cached(files, image_size):
 def _decode(files, image_size):
     import tensorflow as tf
 
-    def decode(f):
-        img = tf.io.decode_image(tf.io.read_file(f), channels=3, expand_animations=False)
-        return tf.ensure_shape(img, [None, None, 3])
+    from zoo.images import decode_image
 
     ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
-    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    ds = ds.map(lambda f: decode_image(tf.io.read_file(f)), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     out = np.empty((len(files), *image_size, 3), dtype=np.uint8)
     progress = None
     if len(files) >= 1000:
@@ -232,9 +230,13 @@ def _decode(files, image_size):
 def _first_undecodable(files, start):
     import tensorflow as tf
 
+    from zoo.images import check_image_header
+
     for f in files[start:]:
+        contents = Path(f).read_bytes()
+        check_image_header(contents, f)  # a header declaring too many pixels is named, never decoded
         try:
-            tf.io.decode_image(tf.io.read_file(str(f)), channels=3, expand_animations=False)
+            tf.io.decode_image(contents, channels=3, expand_animations=False)
         except tf.errors.OpError:
             return f
     return files[start]
