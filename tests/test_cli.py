@@ -178,7 +178,7 @@ def test_bad_numbers_through_the_task_are_one_line_and_exit_2(capsys, monkeypatc
 
 @pytest.mark.parametrize("argv, message", [
     (["--time-limit", "nan"], "--time-limit must be a finite number > 0. Received: --time-limit nan"),
-    (["--subset", "inf"], "--subset must be a finite number > 0. Received: --subset inf"),
+    (["--subset", "inf"], "--subset must be a count N > 1 or a fraction 0 < F <= 1 of the training examples. Received: inf"),
     (["--max-trials", "0"], "--max-trials must be > 0. Received: --max-trials 0"),
 ])
 def test_the_search_flags_are_checked_too(argv, message):

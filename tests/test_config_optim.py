@@ -98,7 +98,7 @@ def test_bad_flags_exit_2(argv, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--batch-size", "0"], "--batch-size must be >= 1. Received: --batch-size 0"),
     (["--epochs", "-1"], "--epochs must be >= 0. Received: --epochs -1"),
-    (["--subset", "-5"], "--subset must be > 0. Received: --subset -5"),
+    (["--subset", "-5"], "--subset must be > 0. Received: --subset -5.0"),
     (["--learning-rate", "nan"], "--learning-rate must be a finite number > 0. Received: --learning-rate nan"),
     (["--learning-rate=-inf"], "--learning-rate must be a finite number > 0. Received: --learning-rate -inf"),
     (["--learning-rate", "0"], "--learning-rate must be > 0. Received: --learning-rate 0.0"),
