@@ -57,7 +57,10 @@ class TrainConfig:
     output_dir: typing.Optional[str] = option(None, "run directory (default: runs/<task>-<preset>)")
     validation_split: float = option(0.2, "fraction of the training set held out for validation")
     subset: typing.Optional[int] = option(None, "train on the first N training examples only (quick runs)")
-    resume: bool = option(True, "resume from the run directory's last finished epoch (--no-resume starts over)")
+    resume: bool = option(True, "resume an interrupted run from its last finished epoch (--no-resume starts over, "
+                                "moving backup/, history.csv and best.weights.h5 to previous-<time>/)")
+    overwrite: bool = option(False, "train anew in a run directory that holds a run, finished or not (a finished "
+                                    "one is otherwise left as it is), moving its outputs to previous-<time>/")
     tensorboard: bool = option(True, "write TensorBoard logs")
     export: bool = option(True, "export a SavedModel at the end")
     export_weights: str = option("float32", "dtype the SavedModel stores the weights in (float16: half the size; "
