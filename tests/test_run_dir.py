@@ -238,3 +238,27 @@ def test_the_command_line_says_a_finished_run_is_finished_and_exits_0(finished):
     assert f"{run_dir} holds this command's finished run" in result.stdout
     assert "metrics.json, saved_model, model.weights.h5, history.csv" in result.stdout
     assert snapshot(run_dir) == before
+
+
+@pytest.mark.slow
+def test_a_search_retrains_its_best_once_and_moves_an_outdated_retrain_aside(tmp_path, cifar_bin):
+    from tests.test_tuning import IN_PROCESS, run_search
+
+    d = tmp_path / "search"
+    argv = [*IN_PROCESS, "--tuner", "random", "--max-trials", 1, "--max-epochs", 1, "--epochs", 1, "--retrain-best",
+            "--data-dir", cifar_bin.path, "--directory", d]
+    first, _ = run_search(argv)
+    before = snapshot(d / "best")
+
+    # The same search again: its best is the one retrained, which is finished.
+    again, _ = run_search(argv)
+    assert snapshot(d / "best") == before and again["best"]["retrain"] == first["best"]["retrain"]
+
+    # A retrain of another configuration (as when a resumed search has found a better one) goes aside.
+    record = json.loads((d / "best" / "finished.json").read_text())
+    record["config"]["learning_rate"] = 123.0
+    (d / "best" / "finished.json").write_text(json.dumps(record))
+    run_search(argv)
+    (previous,) = (d / "best").glob("previous-*")
+    assert json.loads((previous / "finished.json").read_text())["config"]["learning_rate"] == 123.0
+    assert json.loads((d / "best" / "finished.json").read_text())["config"]["learning_rate"] != 123.0
