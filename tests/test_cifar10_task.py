@@ -92,7 +92,8 @@ def test_run_directory(trained):
     assert meta["input"]["dtype"] == "uint8" and meta["input"]["shape"] == [None, 32, 32, 3]
     assert meta["metrics"]["test_accuracy"] == trained.metrics["test_accuracy"]
     assert meta["model"] == "seed_cnn" and meta["parameters"] == trained.metrics["parameters"]
-    assert [p.name for p in d.iterdir() if p.name.startswith(".")] == []  # no export leftovers
+    # No export leftovers; `.lock` is the run directory's lock (released, the file stays).
+    assert [p.name for p in d.iterdir() if p.name.startswith(".")] == [".lock"]
 
 
 SERVE_SCRIPT = r"""

@@ -97,7 +97,7 @@ def test_the_vocabulary_comes_from_the_training_split_only(corpus, tmp_path):
     # A word only in the test reviews must not get an id of its own.
     (corpus / "test" / "pos" / "999_9.txt").write_text("zyzzyva " * 50)
     try:
-        run_main([*TOY, "--epochs", "0", "--vocab-size", "1000", "--data-dir", str(corpus.parent),
+        run_main([*TOY, "--epochs", "1", "--vocab-size", "1000", "--data-dir", str(corpus.parent),
                   "--output-dir", str(tmp_path / "run"), "--no-export"])
     finally:
         (corpus / "test" / "pos" / "999_9.txt").unlink()

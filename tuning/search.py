@@ -62,7 +62,7 @@ from tuning import results
 from zoo.config import _parse_value, build_parser, check_number, parse_config, to_argv
 from zoo.data import subset_count, validate_subset
 from zoo.errors import ZooError
-from zoo.train import fit, setup_run
+from zoo.train import changed_settings, finished_run, fit, setup_run
 
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = ("search_space", "load_data", "train_size", "build_trial")
@@ -546,8 +546,11 @@ def main(argv=None, *, callbacks=()) -> dict:
 
     if args.retrain_best and best is not None:
         keras.backend.clear_session()
-        metrics = task.main([*task_argv, *hypermodel.overrides_argv(best.hyperparameters), "--output-dir",
-                             str(directory / "best")])
+        argv = [*task_argv, *hypermodel.overrides_argv(best.hyperparameters), "--output-dir", str(directory / "best")]
+        retrained = finished_run(directory / "best")
+        if retrained and changed_settings(retrained, hypermodel.config(argv)):
+            argv.append("--overwrite")  # a resumed search found a better configuration: the old one goes aside
+        metrics = task.main(argv)
         summary["best"] = results.write_best(directory, best, objective, retrain=metrics, **{
             k: summary["best"][k] for k in ("task", "overrides", "search_command", "command")})
     return summary

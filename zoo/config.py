@@ -130,7 +130,10 @@ class TrainConfig:
     validation_split: float = option(0.2, "fraction of the training set held out for validation", ge=0, lt=1)
     subset: typing.Optional[float] = option(None, "a count N > 1 or a fraction 0 < F <= 1 of the training examples, "
                                                   "stratified by class, drawn with --seed", gt=0)
-    resume: bool = option(True, "resume from the run directory's last finished epoch (--no-resume starts over)")
+    resume: bool = option(True, "resume an interrupted run from its last finished epoch (--no-resume starts over, "
+                                "moving backup/, history.csv and best.weights.h5 to previous-<time>/)")
+    overwrite: bool = option(False, "train anew in a run directory that holds a run, finished or not (a finished "
+                                    "one is otherwise left as it is), moving its outputs to previous-<time>/")
     tensorboard: bool = option(True, "write TensorBoard logs")
     export: bool = option(True, "export a SavedModel at the end")
     export_weights: str = option("float32", "dtype the SavedModel stores the weights in (float16: half the size; "

@@ -76,7 +76,7 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
     from zoo.export import export_saved_model
     from zoo.models.speech import spectrogram_examples
     from zoo.plots import plot_spectrograms
-    from zoo.train import export_metadata, train
+    from zoo.train import export_metadata, finish_run, train
 
     # Data
     train_ds, val_ds, test_ds, n_train = speech_datasets(cfg, data)
@@ -121,7 +121,7 @@ def train_speech_classifier(cfg, run, data, *, task: str, corpus: str) -> dict:
                 preprocessing={"time_shift_ms": cfg.time_shift_ms, "noise_prob": cfg.noise_prob,
                                "noise_volume": cfg.noise_volume, "note": "training only; the spectrogram is in the model"}))
         print(f"SavedModel: {path}")
-    return metrics
+    return finish_run(run, metrics)
 
 
 # --- tuning ----------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ def main(argv=None) -> dict:
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.speech.digits", description=__doc__.split("\n")[0])
     check_speech_config(cfg)
     run = setup_run(cfg, TASK, argv)
+    if run.finished is not None:
+        return run.finished
     data = load_data(cfg)
     return train_speech_classifier(cfg, run, data, task=TASK, corpus="FSDD")
 

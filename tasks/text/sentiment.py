@@ -39,7 +39,7 @@ from zoo.config import TrainConfig, option, parse_config
 from zoo.data import subset_indices, train_val_split
 from zoo.errors import ZooError
 from zoo.registry import build_model, list_models
-from zoo.train import Experiment, compile_classifier, export_metadata, setup_run, train
+from zoo.train import Experiment, compile_classifier, export_metadata, finish_run, setup_run, train
 
 TASK = "text.sentiment"
 
@@ -215,6 +215,8 @@ def main(argv=None) -> dict:
     if reserved:
         raise ZooError(f"--model-arg {', '.join(reserved)}: set by the task (use --vocab-size and --bigrams).")
     run = setup_run(cfg, TASK, argv)
+    if run.finished is not None:
+        return run.finished
 
     # Data: the vocabulary comes from the training split only (not validation, not test).
     data = load_data(cfg)
@@ -278,7 +280,7 @@ def main(argv=None) -> dict:
                                "truncate": cfg.truncate, "max_chars": cfg.max_chars,
                                "out_of_vocabulary_id": 1, "padding_id": 0}))
         print(f"SavedModel: {path}")
-    return metrics
+    return finish_run(run, metrics)
 
 
 

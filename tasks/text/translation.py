@@ -201,9 +201,8 @@ def main(argv=None) -> dict:
     """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
     import numpy as np
 
-    from zoo.callbacks import resumed_epoch
     from zoo.plots import plot_attention, plot_history
-    from zoo.train import export_metadata, setup_run, train
+    from zoo.train import export_metadata, finish_run, setup_run, train
     from zoo.translate import Translator, attention_examples, corpus_scores, export_translator, translate_corpus
 
     cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.text.translation",
@@ -213,6 +212,8 @@ def main(argv=None) -> dict:
         name = cfg.pair if not (cfg.tsv or cfg.tfds) else Path(cfg.tsv).stem if cfg.tsv else cfg.tfds.replace("/", "_")
         cfg = dataclasses.replace(cfg, output_dir=str(Path("runs") / f"{TASK}-{name}-{cfg.preset}"))
     run = setup_run(cfg, TASK, argv)
+    if run.finished is not None:
+        return run.finished
 
     # Data
     data = load_data(cfg, run.run_dir)
@@ -233,11 +234,10 @@ def main(argv=None) -> dict:
     model = make_model(cfg, run, data, n_train)
 
     # Train
-    done = resumed_epoch(run.run_dir) if cfg.resume else 0
     history, metrics = train(model, train_ds, val_ds, cfg, run, task=TASK, dataset=corpus.source)
     metrics.update(pair=direction, train_pairs=n_train)
-    if len(history.get("loss", [])) > done:
-        metrics["seconds_per_epoch"] = round(metrics["train_time_s"] / (len(history["loss"]) - done), 1)
+    if history.get("loss"):
+        metrics["seconds_per_epoch"] = round(metrics["train_time_s"] / len(history["loss"]), 1)
 
     # Evaluate: teacher-forced loss and token accuracy, then BLEU and chrF of real translations.
     if val_ds is not None:
@@ -292,7 +292,7 @@ def main(argv=None) -> dict:
             lowercase_target=cfg.lowercase_target, input={"sentences": "string[None]"},
             output={"translations": "string[None]"}))
         print(f"SavedModel: {path}")
-    return metrics
+    return finish_run(run, metrics)
 
 
 # Tuning: `python -m tuning.search text.translation` searches this space with the data, pipelines

@@ -30,7 +30,7 @@ from zoo.data import subset_indices
 from zoo.data.images import load_cifar10, train_val_split
 from zoo.errors import ZooError
 from zoo.registry import build_model, list_models
-from zoo.train import Experiment, compile_classifier, export_metadata, setup_run, train
+from zoo.train import Experiment, compile_classifier, export_metadata, finish_run, setup_run, train
 
 TASK = "vision.cifar10"
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -132,6 +132,8 @@ def main(argv=None) -> dict:
     if cfg.model not in list_models("vision"):
         raise ZooError(f"Unknown vision model {cfg.model!r}. Known: {', '.join(list_models('vision'))}.")
     run = setup_run(cfg, TASK, argv)
+    if run.finished is not None:
+        return run.finished
 
     # Data
     data = load_data(cfg)
@@ -176,7 +178,7 @@ def main(argv=None) -> dict:
                 preprocessing={"mean": mean, "std": std, "tta": tta_description(cfg)},
             ))
         print(f"SavedModel: {path}")
-    return metrics
+    return finish_run(run, metrics)
 
 
 # Tuning: `python -m tuning.search vision.cifar10` searches this space with the data, pipelines
