@@ -169,7 +169,7 @@ def test_shipped_entry_has_a_complete_card_a_valid_manifest_and_allowed_ops(name
     assert card["metric"]["name"] in card["metrics"] and card["metric"]["value"] == card["metrics"][card["metric"]["name"]]
     assert card["check"]["examples"] <= card["check"]["of"] == card["metric"]["examples"]
     assert 0 < card["check"]["tolerance"] < (1.0 if card["metric"]["name"] == "test_bleu" else 0.05)
-    assert card["command"].startswith(f"python -m tasks.{card['task']}") and "--output-dir" not in card["reproduce"]
+    assert card["command"].startswith(f"python -m tasks.{card['task']}") and "--output-dir" not in card["reproduce"].replace(" --output-dir RUN-export", "")
     # Every parameter is stored once; int64 variables are dropout layers' random seed states.
     assert card["parameters"] == sum(n for dtype, n in card["weights"].items() if dtype != "int64") > 0
     assert {"tensorflow", "keras"} <= set(card["versions"])
@@ -421,7 +421,8 @@ def test_a_run_re_exported_with_float16_weights_publishes_with_its_training_comm
     assert "rounded to float16" in card["metric"]["measured"]
     assert card["weights_from"]["command"].startswith("python -m tasks.speech.digits")
     first, then = card["reproduce"].split(", then ")
-    assert "--epochs 1" in first and "--export-weights float16" in then and "--output-dir" not in card["reproduce"]
+    assert "--epochs 1" in first and "--export-weights float16" in then and "--output-dir" not in first
+    assert then.endswith(" --output-dir RUN-export")  # not the first run's directory: that one is finished
     assert "--weights RUN/model.weights.h5" in then and "RUN" in card["reproduce_note"]
     # The recorded metric is the stored weights' own: the entry scores the test split exactly so.
     test = load_fsdd(data, sample_rate=8000, num_samples=8000).test

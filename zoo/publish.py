@@ -172,9 +172,13 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         trained_by = json.loads((source_run / "config.json").read_text()).get("command")
         card["weights_from"] = {"run": str(source_run), "command": trained_by}
         # The weights' path is this machine's: name it by its place in the first command's run directory.
+        # The second command writes beside the first: a run directory that holds a finished run
+        # of other settings is refused, so the two cannot share one.
         card["reproduce"] = (f"{_reproduce(trained_by)}, then "
-                             f"{card['reproduce'].replace(shlex.quote(weights), 'RUN/' + Path(weights).name)}")
-        card["reproduce_note"] = "RUN: the run directory of the first command (its --output-dir)"
+                             f"{card['reproduce'].replace(shlex.quote(weights), 'RUN/' + Path(weights).name)}"
+                             " --output-dir RUN-export")
+        card["reproduce_note"] = ("RUN: the run directory of the first command (its --output-dir, by default "
+                                  "runs/<task>-<preset>); the second command writes to RUN-export")
     example = run.get("example_input") or (task.example if task else None)
     if example:
         card["example_input"] = example
