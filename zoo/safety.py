@@ -80,10 +80,11 @@ CONSOLE_STREAMS = frozenset({"", "stderr", "stdout", "log(info)", "log(warning)"
 
 
 def entry_files(path) -> list[str]:
-    """The files under `path` other than the manifest, as sorted POSIX paths relative to it."""
+    """The files under `path` other than its own manifest (`path/SHA256SUMS`; a file of that
+    name in a subfolder is an ordinary file), as sorted POSIX paths relative to it."""
     path = Path(path)
-    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
-                  if (p.is_file() or p.is_symlink()) and p.name != MANIFEST)
+    files = (p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() or p.is_symlink())
+    return sorted(f for f in files if f != MANIFEST)
 
 
 def sha256(file) -> str:
