@@ -298,8 +298,11 @@ def run_trial_process(hypermodel, hp, data_file, job: dict) -> keras.callbacks.H
     code = "import sys; sys.path.insert(0, sys.argv[1]); from tuning.search import _trial_process; _trial_process(*sys.argv[2:])"
     process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(os.getpid())], stdin=subprocess.PIPE)
     try:
-        process.stdin.write(orders)
-        process.stdin.close()
+        try:
+            process.stdin.write(orders)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # it ended before reading them: its exit code below says so
         exitcode = process.wait()
     finally:
         if process.poll() is None:  # Ctrl-C reached this process first

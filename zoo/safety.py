@@ -229,6 +229,8 @@ def _roots(meta_graph, tf1: bool) -> tuple[set, set]:
         functions.update(node.function.concrete_functions)
         if node.bare_concrete_function.concrete_function_name:
             functions.add(node.bare_concrete_function.concrete_function_name)
+        if node.captured_tensor.concrete_function:
+            functions.add(node.captured_tensor.concrete_function)
     functions |= {g.gradient_func for g in graph.library.gradient}
     functions |= {g.gradient_func for g in graph.library.registered_gradients}
     functions |= set(meta_graph.meta_info_def.function_aliases)
