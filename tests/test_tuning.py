@@ -1,16 +1,20 @@
 """KerasTuner searches (tuning/search.py): each task's search space, its defaults and hp.Fixed
 overrides; searches end to end on tiny fake data; resuming after an interruption between and
-within trials; a chief and two workers; bad input."""
+within trials; a chief and two workers; bad input; the pickle-free data file of the trials' processes."""
 
 import contextlib
 import csv
+import dataclasses
+import hashlib
 import io
 import json
+import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import keras
 import keras_tuner as kt
@@ -21,7 +25,7 @@ from tests.test_cifar10_task import PNG_MAGIC, REPO, subprocess_env
 from tests.test_distribute import free_ports
 from tests.test_speech_tasks import write_fake_fsdd
 from tests.test_translation import toy_pairs
-from tuning import search
+from tuning import handoff, search
 from tuning.results import importance
 from zoo.config import parse_config, to_argv
 from zoo.errors import ZooError
@@ -501,3 +505,115 @@ def test_translation_search_maximizes_validation_bleu(tmp_path):
         # It runs before the CSV log, so the trial's history.csv has it too.
         header = (d / f"trial_{row['trial_id']}" / "history.csv").read_text().splitlines()[0].split(",")
         assert "val_bleu" in header
+
+
+# --- the data file of the trials' processes -------------------------------------------------
+
+
+def same(a, b) -> bool:
+    """Equal values of the same types, all the way down (arrays: dtype, shape and elements)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, np.ndarray):
+        if a.dtype != b.dtype or a.shape != b.shape:
+            return False
+        return all(same(x, y) for x, y in zip(a.ravel(), b.ravel())) if a.dtype == object else np.array_equal(a, b)
+    if dataclasses.is_dataclass(a):
+        return all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
+    return a == b
+
+
+TASK_DATA_FLAGS = {  # toy data and the smallest settings that load it
+    "vision.cifar10": lambda root: ["--data-dir", root / "cifar"],
+    "speech.digits": lambda root: ["--data-dir", root / "speech", "--clip-seconds", 0.25],
+    "text.sentiment": lambda root: ["--data-dir", root / "text" / "aclImdb", "--vocab-size", 64, "--bigrams", 0],
+    "text.translation": lambda root: ["--tsv", root / "toy.tsv", "--source-vocab-size", 40, "--target-vocab-size", 40,
+                                      "--validation-split", 0.15, "--test-split", 0.05],
+}
+
+
+@pytest.fixture(scope="module")
+def toy_data_root(tmp_path_factory, make_cifar_bin, make_text_folder):
+    root = tmp_path_factory.mktemp("toy_data")
+    make_cifar_bin(root / "cifar")
+    write_fake_fsdd(root / "speech")
+    make_text_folder(root / "text")
+    write_toy_tsv(root / "toy.tsv")
+    return root
+
+
+@pytest.mark.parametrize("name", sorted(TASK_DATA_FLAGS))
+def test_every_tasks_data_goes_to_the_trials_without_pickle(name, toy_data_root, tmp_path):
+    task = search.load_task(name)
+    cfg = parse_config(task.Config, task.PRESETS, [str(a) for a in TASK_DATA_FLAGS[name](toy_data_root)])
+    data = task.load_data(cfg)
+    digest = handoff.save(data, tmp_path / "data.npz")
+    assert digest == hashlib.sha256((tmp_path / "data.npz").read_bytes()).hexdigest()
+    with np.load(tmp_path / "data.npz", allow_pickle=False) as npz:  # arrays only: no object can hide in it
+        assert all(npz[f].dtype != object for f in npz.files)
+    assert same(handoff.load(tmp_path / "data.npz", digest), data)
+
+
+class Marker:
+    """Unpickling one of these runs code: it creates `path`."""
+
+    def __init__(self, path):
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_tampered_or_pickled_data_file_is_refused(tmp_path):
+    from zoo.data.images import ImageData
+
+    data = ImageData(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]), np.zeros((1, 4, 4, 3), np.uint8),
+                     np.array([1]), ("cat", "dog"), "toy")
+    path = tmp_path / ".data-tuner0.npz"
+    digest = handoff.save(data, path)
+    raw = bytearray(path.read_bytes())
+    raw[len(raw) // 2] ^= 1
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ZooError, match=r"\.data-tuner0\.npz: not the data file this search wrote"):
+        handoff.load(path, digest)
+    # Even a file whose hash matched (one the search did not write) is read as data, never run.
+    marker = tmp_path / "ran"
+    np.savez(path, structure=np.frombuffer(b'{"array": 0}', np.uint8), **{"0": np.array([Marker(marker)], object)})
+    with pytest.raises(ZooError, match=r"not a data file of a search \(Object arrays cannot be loaded"):
+        handoff.load(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    np.savez(path, structure=np.frombuffer(b'{"dataclass": "os:system", "fields": {}}', np.uint8))
+    with pytest.raises(ZooError, match=r"outside the zoo and tasks packages"):
+        handoff.load(path, hashlib.sha256(path.read_bytes()).hexdigest())
+    assert not marker.exists()
+    with pytest.raises(TypeError, match=r"data\.class_names\[0\]: a .*Marker, which trial processes can not"):
+        handoff.save(dataclasses.replace(data, class_names=(Marker(marker), "dog")), path)
+
+
+class RecordFiles(keras.callbacks.Callback):
+    """Writes the names of the search directory's files into the trial's directory (from the
+    trial's own process: it proves the callback got there)."""
+
+    def __init__(self, directory):
+        super().__init__()
+        self.directory = str(directory)
+
+    def on_train_begin(self, logs=None):
+        files = sorted(p.name for p in Path(self.directory).rglob("*") if p.is_file())
+        (Path(self.directory) / "seen.json").write_text(json.dumps({"pid": os.getpid(), "files": files}))
+
+
+@pytest.mark.slow
+def test_trial_processes_get_data_and_callbacks_without_a_pickle_file(tmp_path, cifar_bin):
+    from tests.test_tuning import RecordFiles as Importable  # by a name the trial's process can import
+
+    d = tmp_path / "search"
+    run_search([*CIFAR, "--tuner", "random", "--max-trials", 1, "--max-epochs", 1, "--data-dir", cifar_bin.path,
+                "--directory", d], callbacks=[Importable(d)])
+    seen = json.loads((d / "seen.json").read_text())
+    assert seen["pid"] != os.getpid() and ".data-tuner0.npz" in seen["files"]
+    assert not [f for f in seen["files"] if f.endswith(".pickle")]
+    assert [r["status"] for r in read_rows(d)] == ["COMPLETED"] and not list(d.glob(".data-*"))

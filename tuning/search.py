@@ -24,8 +24,9 @@ A task module is tunable when it defines, besides `TASK`, `Config` and `PRESETS`
 
     search_space(hp) -> dict      config overrides (Config fields; `model_kwargs` a dict) drawn from
                                   KerasTuner hyperparameters, the same values its flags would set
-    load_data(cfg)                what all trials share, loaded once per search process (picklable:
-                                  the trials' processes read it from a pickle)
+    load_data(cfg)                what all trials share, loaded once per search process: numpy arrays,
+                                  str, numbers, lists, dicts and zoo/tasks dataclasses (the trials'
+                                  processes read it from a file of data, see tuning/handoff.py)
     train_size(cfg, data) -> int  training examples before `cfg.subset` (the ones `--subset` samples)
     build_trial(cfg, run, data)   -> zoo.train.Experiment: the compiled model, the training and validation
                                   pipelines of `cfg` (`cfg.subset` sampled by `zoo.data.subset_indices`,
@@ -58,7 +59,7 @@ import keras
 import keras_tuner as kt
 from keras_tuner.engine.hyperparameters import Fixed
 
-from tuning import results
+from tuning import handoff, results
 from zoo.config import _parse_value, build_parser, check_number, parse_config, to_argv
 from zoo.data import subset_count, validate_subset
 from zoo.errors import ZooError
@@ -275,27 +276,37 @@ def train_trial(hypermodel, hp, *, trial_dir, checkpoint, previous=None, initial
 def run_trial_process(hypermodel, hp, data_file, job: dict) -> keras.callbacks.History:
     """Runs `train_trial` in a new Python process and waits for it. TensorFlow keeps part of
     every model it has traced for the life of the process (10-30 MB a trial here, whatever
-    `clear_session` does), so a long search runs each trial in a process of its own."""
-    spec_file = Path(job["trial_dir"]) / "process.pickle"
+    `clear_session` does), so a long search runs each trial in a process of its own.
+
+    The process gets its orders through a pipe, never through the search directory: the trial
+    as JSON, the data file's sha256 (the data itself is `tuning.handoff`'s pickle-free file),
+    and the caller's own callbacks, pickled, only when there are any."""
+    callbacks = job.pop("callbacks")
+    data_path, data_sha256 = data_file
     spec = dict(task=hypermodel.task.TASK, task_argv=hypermodel.task_argv, max_epochs=hypermodel.max_epochs,
                 subset=hypermodel.subset, objective=[hypermodel.objective.name, hypermodel.objective.direction],
-                hp=hp.get_config(), data_file=str(data_file), job=job)
-    spec_file.write_bytes(pickle.dumps(spec))
+                hp=hp.get_config(), data_file=str(data_path), data_sha256=data_sha256, job=job,
+                callbacks=bool(callbacks))
+    orders = json.dumps(spec).encode() + b"\n" + (pickle.dumps(callbacks) if callbacks else b"")
     code = "import sys; sys.path.insert(0, sys.argv[1]); from tuning.search import _trial_process; _trial_process(*sys.argv[2:])"
-    process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(spec_file), str(os.getpid())])
+    process = subprocess.Popen([sys.executable, "-c", code, str(ROOT), str(os.getpid())], stdin=subprocess.PIPE)
     try:
+        try:
+            process.stdin.write(orders)
+            process.stdin.close()
+        except BrokenPipeError:
+            pass  # it ended before reading them: its exit code below says so
         exitcode = process.wait()
     finally:
         if process.poll() is None:  # Ctrl-C reached this process first
             process.kill()
             process.wait()
-        spec_file.unlink(missing_ok=True)
     if exitcode:
         raise RuntimeError(f"The process of trial {Path(job['trial_dir']).name} ended with exit code {exitcode}.")
     return recorded_history(Path(job["trial_dir"]) / "tuning.json")
 
 
-def _trial_process(spec_file, parent_pid):
+def _trial_process(parent_pid):
     try:  # Linux: die with the search, so that a killed search leaves no trial running
         import ctypes
 
@@ -304,13 +315,14 @@ def _trial_process(spec_file, parent_pid):
             os._exit(1)
     except (OSError, AttributeError):
         pass
-    spec = pickle.loads(Path(spec_file).read_bytes())
-    with open(spec["data_file"], "rb") as f:
-        data = pickle.load(f)
+    spec = json.loads(sys.stdin.buffer.readline())
+    # The search's own callback objects, from its memory through the pipe: no file can stand in for them.
+    callbacks = pickle.loads(sys.stdin.buffer.read()) if spec["callbacks"] else []
+    data = handoff.load(spec["data_file"], spec["data_sha256"])
     hypermodel = TaskHyperModel(load_task(spec["task"]), spec["task_argv"], max_epochs=spec["max_epochs"],
                                 subset=spec["subset"], objective=kt.Objective(*spec["objective"]), data=data)
     try:
-        train_trial(hypermodel, kt.HyperParameters.from_config(spec["hp"]), **spec["job"])
+        train_trial(hypermodel, kt.HyperParameters.from_config(spec["hp"]), **spec["job"], callbacks=callbacks)
     except KeyboardInterrupt:
         sys.exit(130)
 
@@ -325,7 +337,7 @@ class _TaskTrials:
     report after every trial."""
 
     in_process = False
-    data_file = None  # the data, pickled once for the trials' processes
+    data_file = None  # (path, sha256) of the data, written once for the trials' processes
     deadline = None  # time.monotonic() after which no trial starts
     report = None  # called with the tuner after each trial
     _asked = False
@@ -454,8 +466,8 @@ def main(argv=None, *, callbacks=()) -> dict:
 
     Args:
         argv: the command line (default `sys.argv[1:]`).
-        callbacks: extra Keras callbacks for every trial (pickled into the trials' processes
-            unless `--in-process`).
+        callbacks: extra Keras callbacks for every trial (pickled to the trials' processes
+            through a pipe unless `--in-process`).
     """
     from keras_tuner.src.distribute.utils import has_chief_oracle, is_chief_oracle
 
@@ -513,9 +525,8 @@ def main(argv=None, *, callbacks=()) -> dict:
         tuner.deadline = time.monotonic() + 60 * args.time_limit
     tuner.in_process = args.in_process
     if not (chief or args.in_process):
-        tuner.data_file = directory / f".data-{tuner.tuner_id}.pickle"
-        with open(tuner.data_file, "wb") as f:
-            pickle.dump(hypermodel.data, f, protocol=pickle.HIGHEST_PROTOCOL)
+        data_path = directory / f".data-{tuner.tuner_id}.npz"
+        tuner.data_file = data_path, handoff.save(hypermodel.data, data_path)
     tuner.save()  # so that a search killed in its first trial resumes it
     try:
         tuner.search(callbacks=list(callbacks), verbose=1)
@@ -524,7 +535,7 @@ def main(argv=None, *, callbacks=()) -> dict:
               f"Run the same command (with a larger --time-limit) to go on.")
     finally:
         if tuner.data_file:
-            tuner.data_file.unlink(missing_ok=True)
+            tuner.data_file[0].unlink(missing_ok=True)
 
     if worker:
         mine = results.trials_run_by(directory, tuner.tuner_id)

@@ -7,9 +7,27 @@ graph of TensorFlow ops, which can read and write files (`ReadFile`, `WriteFile`
 (`ReadFile`, `WriteFile`, `PrintV2`); the zoo is stricter and only runs graphs made of the ops
 its own models use (`ALLOWED_OPS`), so an op that is not there is refused, whatever it does.
 Two ops get a closer look instead of a blanket yes or no: the checkpoint ops (`SaveV2`,
-`RestoreV2`, ...) pass only inside the save and restore functions that every SavedModel carries
-for its variables, and `PrintV2` only when it prints to the console (it can also append to a
-file).
+`RestoreV2`, ...) and `PrintV2`, which passes only when it prints to the console (it can also
+append to a file).
+
+Every SavedModel carries functions that save and restore its variables with checkpoint ops,
+named by its `saver_def`. What runs them decides whether they are harmless, so the rule follows
+what `tf.saved_model.load` does (TensorFlow's `saved_model/load.py`):
+
+- A file with one MetaGraph that has an object graph loads the TF2 way. The loader turns every
+  function the object graph names into a callable; at load time it runs each resource's
+  `_create_resource` and `_initialize` (and `_destroy_resource` when the resource goes away) and
+  the restore functions of objects with `saveable_objects`, and restores variables with
+  `RestoreV2` ops that it builds itself from the `variables/` path. It never runs the
+  `saver_def`'s nodes, the init op, nor any node of the `graph_def`.
+- Any other file (no object graph, or several MetaGraphs) loads the TF1 way
+  (`load_v1_in_v2`), which runs the `saver_def`'s restore op and the init op: the zoo refuses it.
+
+So a checkpoint op passes only in a function that the `saver_def`'s nodes reach and nothing TF
+could run reaches: no function the object graph names, no signature, no other node of the
+graph, no gradient. Library functions that nothing reaches count as callable too. All of that
+is read from the file, and any reference it adds only makes more of it callable, so the file
+cannot claim the exemption for code that TF would run.
 
     python -m zoo.safety DIR [DIR ...]      # audit SavedModels: every op, and what would be refused
 """
@@ -80,10 +98,11 @@ CONSOLE_STREAMS = frozenset({"", "stderr", "stdout", "log(info)", "log(warning)"
 
 
 def entry_files(path) -> list[str]:
-    """The files under `path` other than the manifest, as sorted POSIX paths relative to it."""
+    """The files under `path` other than its own manifest (`path/SHA256SUMS`; a file of that
+    name in a subfolder is an ordinary file), as sorted POSIX paths relative to it."""
     path = Path(path)
-    return sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
-                  if (p.is_file() or p.is_symlink()) and p.name != MANIFEST)
+    files = (p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file() or p.is_symlink())
+    return sorted(f for f in files if f != MANIFEST)
 
 
 def sha256(file) -> str:
@@ -147,26 +166,97 @@ def _called_functions(node) -> list[str]:
     return names
 
 
-def disallowed_ops(path) -> dict:
-    """The ops of the SavedModel at `path` that `zoo.load` refuses, each with where it is
-    (`{op: [function or "graph", ...]}`); empty when the model passes.
-
-    Every node of the graph and of every library function is checked against `ALLOWED_OPS`;
-    checkpoint ops pass only in functions that nothing but the `saver_def` reaches, and
-    `PrintV2` only with a console `output_stream`.
-    """
+def _read_saved_model(path):
     from tensorflow.core.protobuf import saved_model_pb2
 
     if not (Path(path) / "saved_model.pb").is_file():
         raise ZooError(f"{path}: not a SavedModel directory (no saved_model.pb).")
     proto = saved_model_pb2.SavedModel()
     proto.ParseFromString((Path(path) / "saved_model.pb").read_bytes())
+    return proto
+
+
+def _loads_the_tf1_way(proto) -> bool:
+    # The test `tf.saved_model.load` makes before it picks its TF2 loader over `load_v1_in_v2`.
+    return not (len(proto.meta_graphs) == 1 and proto.meta_graphs[0].HasField("object_graph_def"))
+
+
+def tf1_loader_reason(path) -> str | None:
+    """Why `tf.saved_model.load` would load the SavedModel at `path` the TF1 way, which runs the
+    `saver_def`'s restore op and the init op; None when it loads it the TF2 way.
+
+    Args:
+        path: a SavedModel directory.
+    """
+    proto = _read_saved_model(path)
+    if not _loads_the_tf1_way(proto):
+        return None
+    if len(proto.meta_graphs) != 1:
+        return f"it has {len(proto.meta_graphs)} MetaGraphs, not one"
+    return "it has no object graph (a TF1 SavedModel)"
+
+
+def _tensor_nodes(info) -> list[str]:
+    """The graph nodes a signature's TensorInfo names (dense, sparse or composite)."""
+    kind = info.WhichOneof("encoding")
+    if kind == "name":
+        names = [info.name]
+    elif kind == "coo_sparse":
+        names = [info.coo_sparse.values_tensor_name, info.coo_sparse.indices_tensor_name,
+                 info.coo_sparse.dense_shape_tensor_name]
+    elif kind == "composite_tensor":
+        return [n for component in info.composite_tensor.components for n in _tensor_nodes(component)]
+    else:
+        names = []
+    return [name.lstrip("^").split(":")[0] for name in names if name]
+
+
+def _roots(meta_graph, tf1: bool) -> tuple[set, set]:
+    """What TF can run in `meta_graph`, as (graph node names, library function names): every
+    node but the `saver_def`'s (all of them when it loads the TF1 way), every node a signature
+    names, every function the object graph names, every gradient function."""
+    graph, saver = meta_graph.graph_def, meta_graph.saver_def
+    saver_nodes = set() if tf1 else {name.lstrip("^").split(":")[0]
+                                     for name in (saver.save_tensor_name, saver.restore_op_name) if name}
+    nodes = {n.name for n in graph.node if n.name not in saver_nodes}
+    nodes |= {n for signature in meta_graph.signature_def.values()
+              for info in [*signature.inputs.values(), *signature.outputs.values()] for n in _tensor_nodes(info)}
+    objects = meta_graph.object_graph_def
+    # Resources' _create_resource/_initialize/_destroy_resource and saveable objects'
+    # save/restore functions are function nodes of the object graph, so they are among these.
+    functions = set(objects.concrete_functions)
+    for node in objects.nodes:
+        functions.update(node.function.concrete_functions)
+        if node.bare_concrete_function.concrete_function_name:
+            functions.add(node.bare_concrete_function.concrete_function_name)
+        if node.captured_tensor.concrete_function:
+            functions.add(node.captured_tensor.concrete_function)
+    functions |= {g.gradient_func for g in graph.library.gradient}
+    functions |= {g.gradient_func for g in graph.library.registered_gradients}
+    functions |= set(meta_graph.meta_info_def.function_aliases)
+    return nodes, functions
+
+
+def disallowed_ops(path) -> dict:
+    """The ops of the SavedModel at `path` that `zoo.load` refuses, each with where it is
+    (`{op: [function or "graph", ...]}`); empty when the model passes.
+
+    Every node of the graph and of every library function is checked against `ALLOWED_OPS`;
+    checkpoint ops pass only in functions that the `saver_def`'s nodes reach and nothing else
+    that TF can run does (see the module docstring), and `PrintV2` only with a console
+    `output_stream`. A model that TF would load the TF1 way gets no checkpoint exemption (and
+    `check_saved_model_ops` refuses it anyway).
+
+    Args:
+        path: a SavedModel directory.
+    """
+    proto = _read_saved_model(path)
+    tf1 = _loads_the_tf1_way(proto)
     found = {}
     for meta_graph in proto.meta_graphs:
         graph = meta_graph.graph_def
         library = {f.signature.name: f for f in graph.library.function}
-        saver = meta_graph.saver_def
-        saver_nodes = {name.split(":")[0] for name in (saver.save_tensor_name, saver.restore_op_name) if name}
+        root_nodes, root_functions = _roots(meta_graph, tf1)
 
         def reachable(names):
             seen, todo = set(), [n for n in names if n in library]
@@ -177,17 +267,18 @@ def disallowed_ops(path) -> dict:
                     todo += [c for node in library[name].node_def for c in _called_functions(node) if c in library]
             return seen
 
-        saver_only = reachable([c for n in graph.node if n.name in saver_nodes for c in _called_functions(n)])
-        # Whatever else is in the library counts as callable, even if no signature reaches it.
-        callable_ = reachable([c for n in graph.node if n.name not in saver_nodes for c in _called_functions(n)]
-                              + [f for f in library if f not in saver_only])
+        saver_only = reachable([c for n in graph.node if n.name not in root_nodes for c in _called_functions(n)])
+        # Whatever else is in the library counts as callable, even if nothing reaches it.
+        callable_ = reachable([c for n in graph.node if n.name in root_nodes for c in _called_functions(n)]
+                              + list(root_functions) + [f for f in library if f not in saver_only])
         saver_only -= callable_
-        places = [("graph", n) for n in graph.node if n.name not in saver_nodes]
+        # The saver's own nodes never run in TF2 but are checked all the same (checkpoint ops pass).
+        places = [("graph" if n.name in root_nodes else "saver_def", n) for n in graph.node]
         places += [(f.signature.name, n) for f in library.values() for n in f.node_def]
         for where, node in places:
             if node.op in library:
                 continue  # a call: the function's own nodes are checked
-            ok = node.op in ALLOWED_OPS or (node.op in CHECKPOINT_OPS and where in saver_only)
+            ok = node.op in ALLOWED_OPS or (node.op in CHECKPOINT_OPS and (where in saver_only or where == "saver_def"))
             if node.op == "PrintV2":
                 stream = node.attr["output_stream"].s if "output_stream" in node.attr else b""
                 ok = stream.decode() in CONSOLE_STREAMS
@@ -199,7 +290,21 @@ def disallowed_ops(path) -> dict:
 
 
 def check_saved_model_ops(path) -> None:
-    """A `ZooError` naming the ops if the SavedModel at `path` uses any that `zoo.load` refuses."""
+    """A `ZooError` if `tf.saved_model.load` would load the SavedModel at `path` the TF1 way, or
+    naming the ops if it uses any that `zoo.load` refuses.
+
+    Args:
+        path: a SavedModel directory.
+
+    Raises:
+        ZooError: a TF1-style SavedModel, or ops outside the allow-list.
+    """
+    reason = tf1_loader_reason(path)
+    if reason:
+        raise ZooError(f"{path}: {reason}, so tf.saved_model.load would load it the TF1 way, which runs its "
+                       "saver_def's restore op and its init op, code the zoo does not check. Refusing to load it; "
+                       "re-save it with tf.saved_model.save, or pass trust=True (--trust) only if you trust where "
+                       "it came from.")
     bad = disallowed_ops(path)
     if bad:
         listed = ", ".join(f"{op} (in {', '.join(where[:2])}{', ...' if len(where) > 2 else ''})"
@@ -219,8 +324,12 @@ def main(argv=None):
     args = parser.parse_args(argv)
     for path in args.saved_models:
         bad = disallowed_ops(path)
-        refused = ", ".join(f"{op} ({len(where)} place{'s' * (len(where) > 1)})" for op, where in sorted(bad.items()))
-        print(f"{path}: {len(saved_model_ops(path))} op types; {f'refused: {refused}' if bad else 'all allowed'}")
+        refused = [f"{op} ({len(where)} place{'s' * (len(where) > 1)})" for op, where in sorted(bad.items())]
+        reason = tf1_loader_reason(path)
+        if reason:
+            refused.insert(0, f"loads the TF1 way ({reason})")
+        refused = ", ".join(refused)
+        print(f"{path}: {len(saved_model_ops(path))} op types; {f'refused: {refused}' if refused else 'all allowed'}")
 
 
 if __name__ == "__main__":
