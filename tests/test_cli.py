@@ -296,6 +296,9 @@ def test_a_diverged_run_trains_but_is_not_exported(cifar_bin, tmp_path):
         cifar10.main([*FAST, "--epochs", "1", "--learning-rate", "1e30", "--schedule", "constant", "--data-dir",
                       str(cifar_bin.path), "--output-dir", str(tmp_path / "run")])
     assert not (tmp_path / "run" / "saved_model").exists()
+    # The diverged run's metrics are still written, as strict JSON: NaN becomes null.
+    metrics = strict_loads((tmp_path / "run" / "metrics.json").read_text())
+    assert metrics["test_loss"] is None
 
 
 # --- strict JSON -------------------------------------------------------------------------------------

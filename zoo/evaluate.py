@@ -3,11 +3,11 @@ metrics.json and plots of a run."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
+from zoo.cli import dumps_strict
 from zoo.plots import confusion_matrix, plot_confusion_matrix, plot_history
 
 
@@ -62,6 +62,7 @@ def write_classification_report(run_dir, metrics: dict, history: dict, cm, class
     """Writes `metrics.json`, `learning_curves.png` and `confusion_matrix.png` (titled `title`)
     into `run_dir`."""
     run_dir = Path(run_dir)
-    (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    # A diverged run has NaN metrics: null keeps the file strict JSON.
+    (run_dir / "metrics.json").write_text(dumps_strict(metrics, indent=2) + "\n")
     plot_history(history, run_dir / "learning_curves.png")
     plot_confusion_matrix(cm, class_names, run_dir / "confusion_matrix.png", title=title)

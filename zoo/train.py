@@ -17,6 +17,7 @@ from typing import NamedTuple
 import keras
 
 from zoo.callbacks import backup_dir, resumed_epoch, standard_callbacks, trim_history
+from zoo.cli import dumps_strict
 from zoo.distribute import get_strategy, is_chief, patch_keras_for_multiworker, strategy_name, worker_index
 from zoo.errors import ZooError
 from zoo.optim import make_optimizer, make_schedule
@@ -262,7 +263,7 @@ def finish_run(run: Run, metrics: dict) -> dict:
         record = {"finished": time.strftime("%Y-%m-%d %H:%M:%S"), "command": run.command, "config": run.config,
                   "metrics": metrics}
         tmp = run.run_dir / f".{FINISHED}.tmp"
-        tmp.write_text(json.dumps(record, indent=2, default=str) + "\n")
+        tmp.write_text(dumps_strict(record, indent=2, default=str) + "\n")
         tmp.replace(run.run_dir / FINISHED)  # whole or not at all
     release_run_dir(run.run_dir)
     return metrics

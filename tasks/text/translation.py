@@ -31,11 +31,11 @@ Measured on the 2-core CPU (shared with other jobs; README, "Translation results
 from __future__ import annotations
 
 import dataclasses
-import json
 import typing
 from dataclasses import dataclass
 from pathlib import Path
 
+from zoo.cli import dumps_strict
 from zoo.config import TrainConfig, option, parse_config
 from zoo.data import subset_indices
 from zoo.data.translation import PAIRS
@@ -281,7 +281,7 @@ def main(argv=None) -> dict:
         for k, (src, out, weights) in enumerate(
                 attention_examples(translator, [test.sources[i] for i in picks[:cfg.attention_plots]]), start=1):
             plot_attention(weights, src, out, run.run_dir / f"attention_{k}.png", title=f"{direction}, greedy")
-        (run.run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str) + "\n")
+        (run.run_dir / "metrics.json").write_text(dumps_strict(metrics, indent=2, default=str) + "\n")
 
     # Export
     if cfg.export and run.chief:
