@@ -391,9 +391,12 @@ TUNERS = {"hyperband": Hyperband, "random": RandomSearch, "bayesian": BayesianOp
 
 
 def parse_args(argv):
+    tasks = "\n".join(f"  {name}: presets {', '.join(load_task(name).PRESETS)}" for name in tunable_tasks())
     parser = argparse.ArgumentParser(
         prog="python -m tuning.search", description=__doc__.split("\n")[0], allow_abbrev=False,
-        epilog="Any other flag is the task's (python -m tasks.TASK --help) and sets the configuration trials start from.")
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Any other flag is the task's (python -m tasks.TASK --help) and sets the configuration\n"
+               f"trials start from.\n\ntunable tasks:\n{tasks}")
     parser.add_argument("task", help="the task to tune: vision.cifar10, speech.commands, speech.digits...")
     parser.add_argument("--tuner", default="hyperband", help=f"{', '.join(TUNERS)} (default: hyperband)")
     parser.add_argument("--max-epochs", type=int, default=20, help="epochs of a trial; Hyperband's longest (default: 20)")

@@ -1,11 +1,11 @@
 """Keras Zoo: model builders, data pipelines, training, export and loading shared by every task;
 `zoo.load(name)` for the pretrained models in `saved_models/`."""
 
-import os
+from zoo.logs import quiet_startup
 
-# TensorFlow's C++ start-up chatter (CUDA probing, CPU feature notes) buries the progress bars;
-# set TF_CPP_MIN_LOG_LEVEL yourself to see it.
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# TensorFlow's C++ start-up chatter (CUDA probing, oneDNN notes) buries the output; its warnings
+# stay. TF_CPP_MIN_LOG_LEVEL=0 shows everything.
+quiet_startup()
 
 __version__ = "0.1.0"
 

@@ -68,3 +68,57 @@ def dumps_strict(value, **kwargs) -> str:
     """`json.dumps` that every JSON parser reads: non-finite floats become null (`finite_or_none`),
     never the `NaN` or `Infinity` Python writes by default."""
     return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
+
+
+# --- console scripts (setup.cfg): the `python -m` commands under short names ---------------------
+
+
+def _script(module: str, argv=None):
+    import importlib
+
+    run(lambda args: importlib.import_module(module).main(args), argv)
+
+
+def train(argv=None):
+    """`zoo-train TASK [FLAGS]`: runs `python -m tasks.TASK [FLAGS]`, e.g. `zoo-train vision.cifar10
+    --preset fast`; without a task, or with `--help`, lists the tasks."""
+    import importlib
+
+    from zoo.errors import ZooError
+
+    argv = sys.argv[1:] if argv is None else list(argv)
+
+    def main(argv):
+        from zoo.catalog import task_names
+
+        names = task_names()
+        if argv and argv[0] in ("-h", "--help"):
+            print(f"usage: zoo-train TASK [FLAGS]   (zoo-train TASK --help: the task's flags and presets)\n"
+                  f"tasks: {', '.join(names)}")
+            return None
+        if not argv or argv[0] not in names:
+            given = f"Unknown task {argv[0]!r}" if argv else "No task given"
+            raise ZooError(f"{given}: zoo-train TASK [FLAGS]. Known tasks: {', '.join(names)}.")
+        return importlib.import_module(f"tasks.{argv[0]}").main(argv[1:])
+
+    run(main, argv)
+
+
+def predict(argv=None):
+    """`zoo-predict`: `python -m zoo.predict`."""
+    _script("zoo.predict", argv)
+
+
+def tune(argv=None):
+    """`zoo-tune`: `python -m tuning.search`."""
+    _script("tuning.search", argv)
+
+
+def publish(argv=None):
+    """`zoo-publish`: `python -m zoo.publish`."""
+    _script("zoo.publish", argv)
+
+
+def models(argv=None):
+    """`zoo-models`: `python -m zoo.models`, the builders, tasks and pretrained entries."""
+    _script("zoo.catalog", argv)

@@ -171,17 +171,50 @@ def _model_arg(text):
     return key.strip(), _parse_value(value)
 
 
+def describe_default(value) -> str:
+    """A field's default as its help shows it: None (unset) and empty containers as ''."""
+    if value is None or value == {} or value == [] or value == ():
+        return ""
+    return value if isinstance(value, str) else repr(value)
+
+
+def describe_presets(presets: dict, default: str = "default", width: int = 100) -> str:
+    """What each preset sets, one entry per preset, for a parser's epilog (`default`: the preset
+    a command without --preset uses)."""
+    import textwrap
+
+    lines = [f"presets (--preset NAME sets these; flags override them; the defaults above are {default!r}'s):"]
+    for name, settings in presets.items():
+        text = ", ".join(f"{k}={v if isinstance(v, str) else repr(v)}" for k, v in settings.items())
+        lines.append(textwrap.fill(text, width, initial_indent=f"  {name}: ", subsequent_indent="      "))
+    return "\n".join(lines)
+
+
 def build_parser(cls, prog=None, description=None, presets=None):
     """An argparse parser with one flag per dataclass field; defaults are left unset so that
-    only flags the user typed override the preset."""
+    only flags the user typed override the preset. The help shows each flag's default (what a
+    command without flags uses: the dataclass default, or the default preset's setting) and,
+    given `presets`, the preset names as the choices of `--preset` and what each one sets."""
     parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(cls)
-    for f in dataclasses.fields(cls):
+    fields = dataclasses.fields(cls)
+    defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in fields}
+    if presets:
+        parser.epilog = describe_presets(presets, defaults.get("preset"))
+    defaults.update((presets or {}).get(defaults.get("preset"), {}))
+    for f in fields:
         meta = f.metadata
         kind = hints[f.name]
         choices = meta.get("choices")
+        # The presets show as --preset's choices; parse_config refuses an unknown one in one line.
+        metavar = "{" + ",".join(presets) + "}" if f.name == "preset" and presets else None
         help_text = meta.get("help", "")
+        default = describe_default(defaults[f.name])
+        if default != "" and "default" not in help_text:
+            # argparse formats help with %-substitution: a literal % must be doubled.
+            help_text += f" (default: {default})".replace("%", "%%")
         if kind is bool:
             parser.add_argument(_flag(f.name), action=argparse.BooleanOptionalAction, help=help_text)
         elif f.name == "model_kwargs":
@@ -190,7 +223,7 @@ def build_parser(cls, prog=None, description=None, presets=None):
         else:
             base = typing.get_args(kind)[0] if typing.get_origin(kind) is typing.Union else kind
             parser.add_argument(_flag(f.name), type=base if base in (int, float, str) else _parse_value,
-                                choices=choices, help=help_text)
+                                choices=choices, metavar=metavar, help=help_text)
     return parser
 
 

@@ -3,6 +3,7 @@ metrics.json and plots of a run."""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -28,11 +29,23 @@ def classification_metrics(y_true, probs, class_names, prefix=""):
     return metrics, cm
 
 
-def predict_probabilities(model, ds):
-    """Softmax of a logits classifier's predictions on `ds`, as a float numpy array."""
+def show_progress() -> bool:
+    """Whether evaluation draws progress bars: when stdout is a terminal, not in logs or tests."""
+    return sys.stdout.isatty()
+
+
+def predict_probabilities(model, ds, *, progress: bool | None = None):
+    """Softmax of a logits classifier's predictions on `ds`, as a float numpy array.
+
+    Args:
+        model: a Keras model (or callable with `predict`) mapping a batch to logits.
+        ds: the batches to predict.
+        progress: draw a Keras progress bar over the batches (default: `show_progress()`).
+    """
     import keras
 
-    return keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(ds, verbose=0)))
+    verbose = int(show_progress() if progress is None else progress)
+    return keras.ops.convert_to_numpy(keras.ops.softmax(model.predict(ds, verbose=verbose)))
 
 
 def evaluate_classifier(model, splits: dict, class_names):

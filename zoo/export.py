@@ -44,8 +44,12 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         ValueError: if a signature's graph uses cuDNN-only ops (a SavedModel traced on a GPU
             that would not load on a CPU).
     """
+    from zoo.evaluate import show_progress
+
     path = Path(path)
     check_finite(path, weights=non_finite_weights(model), metrics=non_finite_metrics(metadata.get("metrics") or {}))
+    if show_progress():  # tracing a beam search or TTA graph takes a while without output
+        print(f"Exporting {path} ...", flush=True)
     with atomic_directory(path) as tmp:
         # Trace RNNs with the kernels every device has: a model trained on a GPU still loads on a CPU.
         portable_rnns(model)

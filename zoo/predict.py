@@ -36,7 +36,7 @@ def main(argv=None) -> list[dict]:
                                      epilog="\n".join(__doc__.splitlines()[2:8]))
     parser.add_argument("name", nargs="?", metavar="NAME", help="an entry of saved_models/ or its path")
     parser.add_argument("inputs", nargs="*", metavar="INPUT", help="image or WAV files, or texts, by the entry's kind")
-    parser.add_argument("--top-k", type=int, default=3, help="labels shown for each input of a classifier (default 3)")
+    parser.add_argument("--top-k", type=int, default=3, help="labels shown for each input of a classifier (default: 3)")
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     parser.add_argument("--trust", action="store_true",
                         help="load even if the graph uses ops outside the allow-list or there is no manifest")

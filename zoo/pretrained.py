@@ -12,7 +12,8 @@ ops against the zoo's allow-list (`zoo.safety`); `trust=True` skips the op check
 entry without a manifest. A `.keras` file loads with Keras' `safe_mode` on (no Python code from
 the file is run) unless `trust=True`.
 
-Names resolve in `ZOO_MODELS_DIR` if it is set, else in the checkout's `saved_models/`.
+Names resolve in `ZOO_MODELS_DIR` if it is set, else in the checkout's `saved_models/` (an
+installed wheel has none: point `ZOO_MODELS_DIR` at a clone's `saved_models/`).
 """
 
 from __future__ import annotations
@@ -53,9 +54,12 @@ def resolve(name_or_path) -> Path:
     path = Path(name_or_path).expanduser()
     if path.exists():
         return path
-    known = ", ".join(list_models()) or f"none in {models_dir()}"
-    raise ZooError(f"Unknown model {str(name_or_path)!r}: neither an entry of {models_dir()} nor a path. "
-                   f"Known: {known}.")
+    known = ", ".join(list_models())
+    # An installed wheel carries no entries (about 60 MB): say where they come from.
+    how = f"Known: {known}." if known else (
+        f"No entries in {models_dir()}: set ZOO_MODELS_DIR to a directory of entries, e.g. the saved_models/ "
+        "of a clone of the repository or of the unpacked source distribution (a wheel does not carry them).")
+    raise ZooError(f"Unknown model {str(name_or_path)!r}: neither an entry of {models_dir()} nor a path. {how}")
 
 
 def load(name_or_path, *, trust: bool = False) -> "Predictor":

@@ -245,7 +245,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--models-dir", default=None, help="where entries live (default: saved_models/)")
     parser.add_argument("--force", action="store_true", help="replace an existing entry")
     parser.add_argument("--metric", default=None, help="the test metric to record (default: test_accuracy or test_bleu)")
-    parser.add_argument("--max-mb", type=float, default=MAX_MB, help="the largest entry allowed, MB")
+    parser.add_argument("--max-mb", type=float, default=MAX_MB, help=f"the largest entry allowed, MB (default: {MAX_MB:g})")
     args = parser.parse_args(argv)
     check_number("--max-mb", args.max_mb, gt=0)
     dest = publish(args.run_dir, args.name, models_dir=args.models_dir, force=args.force, metric=args.metric,

@@ -344,8 +344,9 @@ class Translator:
 # --- evaluation ---------------------------------------------------------------------------------
 
 
-def translate_corpus(translator: Translator, sentences, *, method="beam", batch_size=64) -> dict:
-    """Translates `sentences` (str) in batches of similar length.
+def translate_corpus(translator: Translator, sentences, *, method="beam", batch_size=64, progress=False) -> dict:
+    """Translates `sentences` (str) in batches of similar length; `progress` draws a Keras
+    progress bar over the sentences.
 
     Returns a dict: `translations` (str, in the order of `sentences`), `scores`, `truncated`
     (how many sources were cut to `max_source_tokens`) and `seconds`.
@@ -358,12 +359,15 @@ def translate_corpus(translator: Translator, sentences, *, method="beam", batch_
     translations, scores = [None] * len(sentences), np.zeros(len(sentences))
     truncated = 0
     start = time.perf_counter()
+    bar = keras.utils.Progbar(len(order), unit_name="sentence") if progress else None
     for i in range(0, len(order), batch_size):
         idx = order[i:i + batch_size]
         out = fn(tf.constant([sentences[j] for j in idx]))
         for j, text, score in zip(idx, out["translation"].numpy(), out["score"].numpy()):
             translations[j], scores[j] = text.decode("utf-8"), float(score)
         truncated += int(np.sum(out["truncated"].numpy()))
+        if bar:
+            bar.add(len(idx))
     return dict(translations=translations, scores=scores, truncated=truncated, seconds=time.perf_counter() - start)
 
 

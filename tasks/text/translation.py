@@ -201,6 +201,7 @@ def main(argv=None) -> dict:
     """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
     import numpy as np
 
+    from zoo.evaluate import show_progress
     from zoo.plots import plot_attention, plot_history
     from zoo.train import export_metadata, finish_run, setup_run, train
     from zoo.translate import Translator, attention_examples, corpus_scores, export_translator, translate_corpus
@@ -249,7 +250,8 @@ def main(argv=None) -> dict:
     test_references = references(cfg, test.targets)
     outputs = {}
     for method in ("greedy", "beam") if cfg.beam_width > 1 else ("greedy",):
-        out = translate_corpus(translator, test.sources, method=method, batch_size=cfg.eval_batch_size)
+        out = translate_corpus(translator, test.sources, method=method, batch_size=cfg.eval_batch_size,
+                               progress=show_progress())
         scores = corpus_scores(out["translations"], test_references)
         outputs[method] = out
         metrics.update({f"test_bleu_{method}": scores["bleu"], f"test_chrf_{method}": scores["chrf"],
