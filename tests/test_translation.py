@@ -182,6 +182,14 @@ def test_the_model_learns_the_toy_language(toy):
     assert scores["bleu_signature"].startswith("nrefs:1|case:mixed")
 
 
+def test_corpus_translation_draws_progress_only_when_asked(toy, capsys):
+    translate_corpus(toy["translator"], toy["test_src"], method="greedy", batch_size=4)
+    assert capsys.readouterr().out == ""
+    translate_corpus(toy["translator"], toy["test_src"], method="greedy", batch_size=4, progress=True)
+    n = len(toy["test_src"])
+    assert f"{n}/{n}" in capsys.readouterr().out
+
+
 def test_bleu_callback_writes_the_greedy_bleu_into_the_logs(toy):
     callback = BleuCallback(toy["test_src"], toy["test_tgt"], toy["source"], toy["target"], max_source_tokens=12,
                             max_output_length=20)
