@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.test_pretrained import EVAL_SCRIPT, REPO, SHIPPED_DIR, clean_env, cli, tone, wav_bytes
+from tests.test_pretrained import EVAL_SCRIPT, REPO, SHIPPED_DIR, _flip_byte, clean_env, cli, tone, wav_bytes
 from tests.test_registry import NUM_CLASSES, toy, toy_batch
 from zoo import export_lite
 from zoo.cli import run as run_cli
@@ -132,12 +132,6 @@ def test_zoo_predict_on_a_lite_entry(toy_entry, tmp_path, capsys, monkeypatch):
     assert code == 0
     doc = json.loads(out)
     assert (doc["model"], doc["kind"]) == ("toy_int8", "audio_classifier") and len(doc["results"][0]["top_k"]) == 3
-
-
-def _flip_byte(path):
-    data = bytearray(path.read_bytes())
-    data[len(data) // 2] ^= 1
-    path.write_bytes(bytes(data))
 
 
 def test_a_tampered_lite_entry_is_refused_even_when_trusted(toy_entry, tmp_path):

@@ -42,10 +42,12 @@ def models_dir() -> Path:
     return Path(os.environ.get("ZOO_MODELS_DIR") or Path(__file__).resolve().parents[1] / "saved_models")
 
 
-def list_models() -> list[str]:
-    """The names of the entries in `models_dir()`."""
+def list_models(*, tflite: bool | None = None) -> list[str]:
+    """The names of the entries in `models_dir()`: all, or only the `.tflite` ones (`tflite=True`)
+    or only the others (`tflite=False`)."""
     root = models_dir()
-    return sorted(p.name for p in root.iterdir() if (p / CARD).is_file()) if root.is_dir() else []
+    names = sorted(p.name for p in root.iterdir() if (p / CARD).is_file()) if root.is_dir() else []
+    return [n for n in names if tflite is None or bool(lite_file(root / n)) == tflite]
 
 
 def resolve(name_or_path) -> Path:
