@@ -44,7 +44,7 @@ def main(argv=None):
     if not data_dir:
         sys.exit("Set ZOO_DATA_DIR to the dataset mirror: the accuracies are measured on the test splits.")
     rows = []
-    for name in args.names or list_models():
+    for name in args.names or list_models(tflite=False):  # the .tflite entries are int8 already
         predictor = load(name)
         full = evaluate(predictor, data_dir, examples=ALL)
         variables = float32_variables(predictor.model)

@@ -63,7 +63,8 @@ def main(argv=None):
     data_dir = os.environ.get("ZOO_DATA_DIR")
     load_average = os.getloadavg()[0]
     rows = []
-    for name in args.names or list_models():
+    # The .tflite entries' cards carry their own LiteRT latency (python -m zoo.export_lite measures it).
+    for name in args.names or list_models(tflite=False):
         predictor = load(name)
         card = predictor.metadata
         size = sum(f.stat().st_size for f in (models_dir() / name).rglob("*") if f.is_file())

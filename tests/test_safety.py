@@ -123,7 +123,7 @@ def test_a_saved_model_that_tf_loads_the_tf1_way_is_refused(edit, reason, tmp_pa
         assert written(prefix) == ["chosen.data-00000-of-00001", "chosen.index"]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "metadata.json").is_file()))
+@pytest.mark.parametrize("name", sorted(p.name for p in SHIPPED_DIR.iterdir() if (p / "saved_model.pb").is_file()))
 def test_shipped_entries_load_the_tf2_way(name):
     assert tf1_loader_reason(SHIPPED_DIR / name) is None
 

@@ -6,6 +6,7 @@
     python -m zoo.predict translate_spa_eng "¿dónde está la estación?"
     python -m zoo.predict cifar10 cat.png --json --top-k 5        # JSON for machines
     python -m zoo.predict --list                                  # the entries
+    python -m zoo.predict speech_commands_int8 clip.wav           # an int8 .tflite entry, on the LiteRT interpreter
 
 NAME is an entry of `saved_models/` (or `ZOO_MODELS_DIR`) or the path of one. Classifiers print
 the `--top-k` most probable labels of each input. A missing file, a file that is not an image or

@@ -6,10 +6,12 @@
     model.metadata["metric"]                           # the model card: metric, dataset, command, ...
 
 An entry is a SavedModel directory holding its model card (`metadata.json`) and a sha256
-manifest (`SHA256SUMS`), as `python -m zoo.publish RUN_DIR NAME` writes it into `saved_models/`.
-Before anything of the model runs, `load` checks the files against the manifest and the graph's
-ops against the zoo's allow-list (`zoo.safety`); `trust=True` skips the op check and accepts an
-entry without a manifest. A `.keras` file loads with Keras' `safe_mode` on (no Python code from
+manifest (`SHA256SUMS`), as `python -m zoo.publish RUN_DIR NAME` writes it into `saved_models/`,
+or a LiteRT entry: the same with a `model.tflite` instead of the SavedModel, as
+`python -m zoo.export_lite NAME --int8` writes it. Before anything of the model runs, `load`
+checks the files against the manifest and the graph's ops against the zoo's allow-list
+(`zoo.safety`); `trust=True` skips the op check and accepts an entry without a manifest (or a
+bare `.tflite` file). A `.keras` file loads with Keras' `safe_mode` on (no Python code from
 the file is run) unless `trust=True`.
 
 Names resolve in `ZOO_MODELS_DIR` if it is set, else in the checkout's `saved_models/` (an
@@ -29,6 +31,7 @@ from typing import Callable
 import numpy as np
 
 from zoo.errors import DataError, ZooError
+from zoo.lite import LiteModel, lite_file
 from zoo.safety import MANIFEST, TEXT_OPS, check_saved_model_ops, verify_manifest
 
 CARD = "metadata.json"
@@ -40,10 +43,12 @@ def models_dir() -> Path:
     return Path(os.environ.get("ZOO_MODELS_DIR") or Path(__file__).resolve().parents[1] / "saved_models")
 
 
-def list_models() -> list[str]:
-    """The names of the entries in `models_dir()`."""
+def list_models(*, tflite: bool | None = None) -> list[str]:
+    """The names of the entries in `models_dir()`: all, or only the `.tflite` ones (`tflite=True`)
+    or only the others (`tflite=False`)."""
     root = models_dir()
-    return sorted(p.name for p in root.iterdir() if (p / CARD).is_file()) if root.is_dir() else []
+    names = sorted(p.name for p in root.iterdir() if (p / CARD).is_file()) if root.is_dir() else []
+    return [n for n in names if tflite is None or bool(lite_file(root / n)) == tflite]
 
 
 def resolve(name_or_path) -> Path:
@@ -82,6 +87,8 @@ def load(name_or_path, *, trust: bool = False) -> "Predictor":
     path = resolve(name_or_path)
     if path.is_file() and path.suffix == ".keras":
         return KerasPredictor.load(path, trust=trust)
+    if lite_file(path):
+        return load_lite(path, trust=trust)
     if (path / MANIFEST).exists() or not trust:
         verify_manifest(path)  # first: a missing saved_model.pb is then named as a missing file
     if not (path / "saved_model.pb").is_file():
@@ -99,6 +106,43 @@ def load(name_or_path, *, trust: bool = False) -> "Predictor":
     import tensorflow as tf
 
     return PREDICTORS[kind](path, card, tf.saved_model.load(str(path)), specs)
+
+
+def load_lite(path, *, trust: bool = False) -> "Predictor":
+    """A LiteRT entry (a directory with `model.tflite`) or, with `trust`, a bare `.tflite` file,
+    as the predictor of its card's kind (else of the kind its input says: uint8 images or
+    float32 waveforms). The manifest and the ops are checked as `load` does."""
+    from zoo.safety import check_lite_ops
+
+    path, file = Path(path), lite_file(path)
+    entry = file.parent
+    if (entry / MANIFEST).is_file() or not trust:
+        if path.is_file() and not (entry / MANIFEST).is_file():
+            raise ZooError(f"{path}: a bare .tflite file, with no {MANIFEST} manifest beside it, cannot be checked: "
+                           "export it with `python -m zoo.export_lite`, or pass trust=True (--trust) if you trust "
+                           "where it came from.")
+        verify_manifest(entry)
+    content = file.read_bytes()
+    if not trust:
+        check_lite_ops(content, file)
+    card = json.loads((entry / CARD).read_text()) if (entry / CARD).is_file() else {}
+    model = LiteModel(content)
+    kind = card.get("kind") or detect_lite_kind(model.specs)
+    if kind not in LITE_KINDS:
+        raise ZooError(f"{path}: a .tflite entry of kind {kind!r}; zoo.load runs {' and '.join(LITE_KINDS)} ones.")
+    return PREDICTORS[kind](path, card, model, model.specs)
+
+
+def detect_lite_kind(specs) -> str:
+    """`image_classifier` (uint8 `[n, height, width, 3]` in) or `audio_classifier` (float32
+    `[n, samples]` in) from a `.tflite` model's input."""
+    (x,) = specs["serve"]["inputs"].values()
+    if x["dtype"] == "uint8" and len(x["shape"]) == 4 and x["shape"][3] == 3:
+        return "image_classifier"
+    if x["dtype"] == "float32" and len(x["shape"]) == 2:
+        return "audio_classifier"
+    raise ZooError(f"Cannot tell what kind of model this is from its input {x['dtype']}{x['shape']}: expected uint8 "
+                   "images or float32 waveforms.")
 
 
 def needs_tensorflow_text(path) -> bool:
@@ -155,7 +199,8 @@ def detect_kind(specs) -> str:
 
 class Predictor:
     """A loaded entry: `predict(inputs)` for results, `outputs(inputs)` for the raw signature
-    outputs (numpy), `metadata` for the model card, `model` for the `tf.saved_model.load` object."""
+    outputs (numpy), `metadata` for the model card, `model` for the `tf.saved_model.load` object
+    (a `zoo.lite.LiteModel` for `.tflite` entries)."""
 
     kind = ""
     batch_size = 256
@@ -171,6 +216,8 @@ class Predictor:
         """One signature on a batch, in batches of `batch_size`: `{output key: numpy array}`."""
         import tensorflow as tf
 
+        if isinstance(self.model, LiteModel):
+            return self.model.run(x)  # one signature, `serve`
         fn = self.model.signatures[signature]
         (key,) = fn.structured_input_signature[1]
         parts = [fn(**{key: tf.constant(x[i:i + self.batch_size])}) for i in range(0, len(x), self.batch_size)]
@@ -336,6 +383,11 @@ class AudioClassifier(Classifier):
             return self.call("serve", waveforms)
         wavs = [check_wav(x, f"input {i + 1}") if isinstance(x, bytes) else read_wav(x)
                 for i, x in enumerate(_as_list(inputs))]
+        if "serve_wav" not in self.specs:  # a .tflite model takes waveforms only: decode here, as serve_wav does
+            from zoo.audio import load_waveform
+
+            return self.call("serve", np.stack([load_waveform(w, sample_rate=self.sample_rate,
+                                                              num_samples=self.num_samples).numpy() for w in wavs]))
         return self.call("serve_wav", np.array(wavs, dtype=object))
 
     def example(self):
@@ -413,6 +465,7 @@ class KerasPredictor(Predictor):
 
 
 PREDICTORS = {c.kind: c for c in (ImageClassifier, AudioClassifier, TextClassifier, Translator)}
+LITE_KINDS = ("image_classifier", "audio_classifier")
 
 
 # --- evaluation -------------------------------------------------------------------------------
@@ -433,6 +486,8 @@ class TaskInfo:
             loader's order: inputs as the predictor takes them, then label ids and label names
             (classifiers) or reference translations and None (translators).
         example: an input for demonstrations and latency benchmarks.
+        train_data: the same as `test_data` for the training split (the representative
+            examples of int8 quantization, `zoo.export_lite`); None where no export needs it.
     """
 
     short: str
@@ -443,34 +498,35 @@ class TaskInfo:
     check_examples: int | None = None
     test_data: Callable | None = None
     example: str | None = None
+    train_data: Callable | None = None
 
 
 def _config(card, key, default=None):
     return card.get("training", {}).get("config", {}).get(key, default)
 
 
-def _cifar10_test(card, data_dir):
-    from zoo.data.images import load_cifar10
+def _cifar10_split(split):
+    def read(card, data_dir):
+        from zoo.data.images import load_cifar10
 
-    data = load_cifar10(data_dir)
-    return data.x_test, data.y_test, data.class_names
+        data = load_cifar10(data_dir)
+        return getattr(data, f"x_{split}"), getattr(data, f"y_{split}"), data.class_names
 
-
-def _fsdd_test(card, data_dir):
-    from zoo.data.audio import load_fsdd
-
-    data = load_fsdd(data_dir, sample_rate=card["sample_rate"], num_samples=card["num_samples"],
-                     validation_split=_config(card, "validation_split", 0.1))
-    return data.test.waveforms, data.test.labels, data.class_names
+    return read
 
 
-def _speech_commands_test(card, data_dir):
-    from zoo.data.audio import load_speech_commands
+def _audio_split(loader, split, *keys):
+    # The task's loader with the settings of the card's run: the splits are drawn from them.
+    def read(card, data_dir):
+        import zoo.data.audio
 
-    data = load_speech_commands(data_dir, sample_rate=card["sample_rate"], num_samples=card["num_samples"],
-                                validation_split=_config(card, "validation_split", 0.1),
-                                test_split=_config(card, "test_split", 0.1))
-    return data.test.waveforms, data.test.labels, data.class_names
+        data = getattr(zoo.data.audio, loader)(data_dir, sample_rate=card["sample_rate"],
+                                               num_samples=card["num_samples"],
+                                               **{k: _config(card, k, 0.1) for k in keys})
+        part = getattr(data, split)
+        return part.waveforms, part.labels, data.class_names
+
+    return read
 
 
 def _imdb_test(card, data_dir):
@@ -498,18 +554,21 @@ TASKS = {
                 "so accuracies run 1-3 points below those on the original pixels",
         test_split="test split, 10,000 images (1,000 a class)",
         license="distributed by its authors without a formal license; cite Krizhevsky (2009)",
-        check_examples=2000, test_data=_cifar10_test),
+        check_examples=2000, test_data=_cifar10_split("test"), train_data=_cifar10_split("train")),
     "speech.digits": TaskInfo(
         short="FSDD",
         dataset="Free Spoken Digit Dataset (FSDD): 3,000 recordings of the digits 0-9 by 6 speakers, 8 kHz",
         test_split="the official test split: recordings with index 0-4, 300 clips",
-        license="CC BY-SA 4.0", test_data=_fsdd_test),
+        license="CC BY-SA 4.0", test_data=_audio_split("load_fsdd", "test", "validation_split"),
+        train_data=_audio_split("load_fsdd", "train", "validation_split")),
     "speech.commands": TaskInfo(
         short="Speech Commands v0.02, 12 labels",
         dataset="Speech Commands v0.02 (Warden, 2018), the 12-label set, from the v0.02 test release (the only "
                 "part in the mirror), split 80/10/10 by speaker",
         test_split="the speaker-disjoint test split of the mirror, 434 clips",
-        license="CC BY 4.0", test_data=_speech_commands_test),
+        license="CC BY 4.0",
+        test_data=_audio_split("load_speech_commands", "test", "validation_split", "test_split"),
+        train_data=_audio_split("load_speech_commands", "train", "validation_split", "test_split")),
     "text.sentiment": TaskInfo(
         short="IMDB reviews",
         dataset="IMDB Large Movie Review Dataset (Maas et al., 2011): 25,000 training and 25,000 test reviews",

@@ -314,6 +314,37 @@ def check_saved_model_ops(path) -> None:
                        "pass trust=True (--trust) only if you trust where it came from.")
 
 
+def disallowed_lite_ops(content: bytes) -> list[str]:
+    """The ops of a `.tflite` flatbuffer that `zoo.load` refuses: custom ops. Builtin LiteRT ops
+    only compute on tensors; a custom op is code the interpreter looks up by name, and a
+    `Flex...` one runs a TensorFlow op (any of them, `ReadFile` and `WriteFile` included)
+    through the Flex delegate that TensorFlow's interpreter links in.
+
+    Args:
+        content: the `.tflite` file's bytes.
+    """
+    from zoo.lite import lite_ops
+
+    return sorted({name for name, _ in lite_ops(content) if name.startswith(("CUSTOM:", "UNKNOWN:"))})
+
+
+def check_lite_ops(content: bytes, path) -> None:
+    """A `ZooError` naming `path` if the `.tflite` model `content` does not parse or uses ops
+    that `zoo.load` refuses (`disallowed_lite_ops`).
+
+    Raises:
+        ZooError: not a flatbuffer, or custom ops.
+    """
+    try:
+        bad = disallowed_lite_ops(content)
+    except ZooError as e:
+        raise ZooError(f"{path}: {e}") from None
+    if bad:
+        raise ZooError(f"{path}: the model uses ops outside LiteRT's builtin set: {', '.join(bad)}. Custom and Flex "
+                       "(TensorFlow) ops can run code the zoo does not check. Refusing to load it; pass trust=True "
+                       "(--trust) only if you trust where it came from.")
+
+
 def main(argv=None):
     import argparse
 
