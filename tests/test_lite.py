@@ -17,8 +17,9 @@ from tests.test_registry import NUM_CLASSES, toy, toy_batch
 from zoo import export_lite
 from zoo.cli import run as run_cli
 from zoo.errors import ZooError
-from zoo.export_lite import FLOAT_LAYERS, keras_serving_function, quantize_int8
-from zoo.lite import LITE_FILE, LiteModel, lite_ops, op_counts
+from zoo.export_lite import (FLOAT_LAYERS, convert_separate, cut_frontend, keras_serving_function, quantize_int8,
+                             strip_names)
+from zoo.lite import FRONTEND_FILE, LITE_FILE, LiteChain, LiteModel, lite_ops, op_counts
 from zoo.pretrained import check_tolerance, load
 from zoo.registry import list_models
 from zoo.safety import disallowed_lite_ops, verify_manifest, write_manifest
@@ -34,6 +35,12 @@ def toy_int8(model, inputs, representative):
                                         inputs["spec"])
     float_layers = FLOAT_LAYERS["audio_classifier"] if inputs["spec"].dtype == tf.float32 else ()
     return quantize_int8(fn, loaded, representative, float_layers=float_layers)
+
+
+def toy_separate(model, inputs, representative):
+    """The (float front end, int8 model) flatbuffers of a toy speech model, as --separate-frontend
+    writes them."""
+    return convert_separate(*cut_frontend(model), representative, inputs["spec"])
 
 
 @pytest.mark.parametrize("name", BUILDERS)
@@ -52,6 +59,47 @@ def test_every_speech_and_vision_builder_converts_to_int8(name):
     if inputs["spec"].dtype == tf.float32:  # the log-mel front end stays float
         assert {"RFFT2D", "LOG"} <= set(counts["float32"]) and "LOG" not in counts["int8"], counts
     assert disallowed_lite_ops(content) == []
+
+
+@pytest.mark.parametrize("name", list_models("speech"))
+def test_every_speech_builder_converts_with_a_separate_frontend(name):
+    model, inputs = toy(name)
+    raw, _ = toy_batch(inputs, n=8)
+    frontend, content = toy_separate(model, inputs, raw)
+    chain = LiteChain(LiteModel(frontend), LiteModel(content))
+    (probs,) = chain.run(raw[:3]).values()
+    assert probs.shape == (3, NUM_CLASSES)
+    np.testing.assert_allclose(probs.sum(axis=1), 1.0, atol=0.02)
+    front_ops, ops = op_counts(frontend), op_counts(content)
+    assert {"RFFT2D", "LOG"} <= set(front_ops["float32"]) and "int8" not in front_ops, front_ops
+    assert set(ops["int8"]) & {"CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED"}, ops
+    assert set(ops["float32"]) == {"QUANTIZE"}, ops  # the int8 network alone, float features in
+    assert disallowed_lite_ops(frontend) == disallowed_lite_ops(content) == []
+
+
+def test_the_chain_computes_what_the_single_file_export_does():
+    model, inputs = toy("ds_cnn")
+    raw, _ = toy_batch(inputs, n=16)
+    frontend, content = toy_separate(model, inputs, raw)
+    keras_frontend, _ = cut_frontend(model)
+    (features,) = LiteModel(frontend).run(raw).values()
+    np.testing.assert_allclose(features, keras.ops.convert_to_numpy(keras_frontend(raw)), atol=1e-4)
+    (chained,) = LiteChain(LiteModel(frontend), LiteModel(content)).run(raw).values()
+    (single,) = LiteModel(toy_int8(model, inputs, raw)).run(raw).values()
+    np.testing.assert_allclose(chained, single, atol=3 / 256)  # an int8 softmax: steps of 1/256
+
+
+def test_stripping_names_keeps_what_the_model_computes():
+    model, inputs = toy("ds_cnn")
+    raw, _ = toy_batch(inputs, n=4)
+    content = toy_int8(model, inputs, raw)
+    stripped = strip_names(content)
+    assert len(stripped) < len(content) and op_counts(stripped) == op_counts(content)
+    lite, bare = LiteModel(content), LiteModel(stripped)
+    assert bare.specs == lite.specs  # the signature keeps its names
+    assert all(not d["name"] for d in bare.interpreter.get_tensor_details())
+    (a,), (b,) = lite.run(raw).values(), bare.run(raw).values()
+    np.testing.assert_array_equal(a, b)
 
 
 # --- a trained toy: the int8 model agrees with the float one ------------------------------------
@@ -146,6 +194,52 @@ def test_a_tampered_lite_entry_is_refused_even_when_trusted(toy_entry, tmp_path)
         load(path / LITE_FILE)
 
 
+@pytest.fixture(scope="module")
+def two_file_entry(toy_entry, tmp_path_factory):
+    """The toy entry as --separate-frontend lays it out: frontend.tflite and the int8 model.tflite."""
+    import shutil
+
+    model, inputs = toy("ds_cnn")
+    raw, _ = toy_batch(inputs, n=8)
+    path = shutil.copytree(toy_entry, tmp_path_factory.mktemp("lite") / "toy_int8")
+    frontend, content = toy_separate(model, inputs, raw)
+    (path / FRONTEND_FILE).write_bytes(frontend)
+    (path / LITE_FILE).write_bytes(content)
+    write_manifest(path)
+    return path
+
+
+def test_zoo_load_chains_a_two_file_entry(two_file_entry, toy_entry):
+    model = load(two_file_entry)
+    assert model.kind == "audio_classifier" and isinstance(model.model, LiteChain) and model.num_samples == 2000
+    one_file = load(toy_entry)
+    waveforms = toy_batch(toy("ds_cnn")[1], n=8)[0]
+    # The same float model converted two ways: int8 rounding apart, the same probabilities.
+    np.testing.assert_allclose(model.probabilities(waveforms), one_file.probabilities(waveforms), atol=3 / 256)
+    (result,) = model.predict(model.example())
+    assert result["label"] in "abc"
+
+
+@pytest.mark.parametrize("file", [FRONTEND_FILE, LITE_FILE])
+def test_a_tampered_file_of_a_two_file_entry_is_refused(two_file_entry, tmp_path, file):
+    import shutil
+
+    path = shutil.copytree(two_file_entry, tmp_path / "entry")
+    _flip_byte(path / file)
+    with pytest.raises(ZooError, match=rf"changed: {file}"):
+        load(path, trust=True)
+
+
+def test_a_front_end_with_flex_ops_is_refused(two_file_entry, tmp_path):
+    import shutil
+
+    path = shutil.copytree(two_file_entry, tmp_path / "entry")
+    (path / FRONTEND_FILE).write_bytes(flex_model(tmp_path / "secret.txt"))
+    write_manifest(path)
+    with pytest.raises(ZooError, match=r"frontend\.tflite.*ops outside LiteRT's builtin set: CUSTOM:FlexReadFile"):
+        load(path)
+
+
 def test_a_bare_tflite_file_loads_only_when_trusted(toy_entry, tmp_path):
     bare = tmp_path / "model.int8.tflite"
     bare.write_bytes((toy_entry / LITE_FILE).read_bytes())
@@ -155,9 +249,9 @@ def test_a_bare_tflite_file_loads_only_when_trusted(toy_entry, tmp_path):
     assert model.kind == "audio_classifier" and model.num_samples == 2000  # the kind from the input, no card
 
 
-def test_flex_ops_are_refused_unless_trusted(tmp_path):
-    # A TensorFlow op run through the Flex delegate: ReadFile, which reads any file it names.
-    secret = tmp_path / "secret.txt"
+def flex_model(secret) -> bytes:
+    """A `.tflite` model with a TensorFlow op run through the Flex delegate: ReadFile, which
+    reads any file it names (here `secret`)."""
     secret.write_text("private")
 
     @tf.function(input_signature=[tf.TensorSpec([1], tf.float32)])
@@ -166,7 +260,11 @@ def test_flex_ops_are_refused_unless_trusted(tmp_path):
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([leak.get_concrete_function()], None)
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS, tf.lite.OpsSet.SELECT_TF_OPS]
-    content = converter.convert()
+    return converter.convert()
+
+
+def test_flex_ops_are_refused_unless_trusted(tmp_path):
+    content = flex_model(tmp_path / "secret.txt")
     assert "CUSTOM:FlexReadFile" in disallowed_lite_ops(content)
     entry = tmp_path / "hostile"
     entry.mkdir()

@@ -15,13 +15,17 @@ An audio classifier's log-mel front end stays float32 in the same file: its powe
 about 100 dB and its logarithm needs more than int8's 48 dB, so quantizing it costs most of the
 accuracy. The converter leaves those layers' ops float (selective quantization) and one
 QUANTIZE op hands the normalized spectrogram to the int8 network; the mel filterbank, mostly
-zeros, is stored sparse.
+zeros, is stored sparse. With --separate-frontend the front end is a float model of its own,
+`frontend.tflite` (waveform -> normalized log-mel features, cut from the model rebuilt from its
+card), and `model.tflite` is the int8 network alone; `zoo.load` runs one after the other.
+Tensor names, which no kernel reads, are stripped from both.
 
 Then the card (`metadata.json`) is measured: size, ops (by the type they compute in), input,
 output and quantization parameters, accuracy on the float entry's test split through
 `zoo.pretrained.evaluate` with top-1 agreement with the float entry, and latency of one input
 on this CPU (median and p90 of 200 calls, one thread). The entry is `<name>_int8/` holding
-`model.tflite`, `metadata.json` and the `SHA256SUMS` manifest, which `zoo.load` checks.
+`model.tflite` (and `frontend.tflite`), `metadata.json` and the `SHA256SUMS` manifest, which
+`zoo.load` checks.
 """
 
 from __future__ import annotations
@@ -42,6 +46,8 @@ from zoo.errors import ZooError
 
 # Keras layers of the speech builders that stay float32 (zoo.models.speech: the front end).
 FLOAT_LAYERS = {"audio_classifier": ("log_mel", "normalize", "spec_augment", "add_channel")}
+# The last layer of the speech builders' front end: --separate-frontend cuts the model there.
+FRONTEND_END = "normalize"
 REPRESENTATIVE_EXAMPLES = 300
 LATENCY_CALLS = 200
 
@@ -108,25 +114,30 @@ def serving_function(entry):
     return _rebuild_image_classifier(entry, policy)
 
 
-def _rebuild_image_classifier(entry, policy):
-    import keras
-    import tensorflow as tf
+def rebuild_float32(entry, **input_kwargs):
+    """The entry's Keras model rebuilt in float32 from its card (`model`, `model_kwargs`) with
+    the SavedModel's variables (the ExportArchive keeps them, named by their Keras paths).
 
-    from zoo.models.vision import with_flip_tta
-    from zoo.pipeline import normalize_images
+    Args:
+        entry: a loaded SavedModel entry (`zoo.load`).
+        **input_kwargs: the builder's input arguments the card does not hold in `model_kwargs`
+            (`input_shape` for images, `sample_rate` and `num_samples` for audio).
+
+    Raises:
+        ZooError: the saved variables do not match the rebuilt model's.
+    """
+    import keras
+
     from zoo.registry import build_model
 
     card = entry.metadata
-    config = card["training"]["config"]
-    (spec,) = entry.specs["serve"]["inputs"].values()
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        model = build_model(card["model"], num_classes=len(entry.labels), input_shape=tuple(spec["shape"][1:]),
+        model = build_model(card["model"], num_classes=len(entry.labels), **input_kwargs,
                             **(card.get("model_kwargs") or {}))
     finally:
         keras.config.set_dtype_policy(previous)
-    # The ExportArchive keeps the variables it saved, named by their Keras paths.
     saved = {v.name.split(":")[0]: v for v in getattr(entry.model, "_all_variables", [])}
     missing = [v.path for v in model.weights if v.path not in saved]
     if missing or len(saved) != len(model.weights):
@@ -135,6 +146,73 @@ def _rebuild_image_classifier(entry, policy):
                        "built).")
     for v in model.weights:
         v.assign(saved[v.path].numpy())
+    return model
+
+
+def split_frontend(entry):
+    """An audio entry's model rebuilt in float32 (`rebuild_float32`) and cut where the float
+    front end ends (after the `FRONTEND_END` layer): (front end, classifier) Keras models, the
+    first taking waveforms to normalized log-mel features, the second those features to logits.
+    Checked against the entry on a few waveforms.
+
+    Raises:
+        ZooError: the rebuild does not reproduce the entry.
+    """
+    import keras
+
+    card = entry.metadata
+    model = rebuild_float32(entry, sample_rate=int(card.get("sample_rate", 16000)), num_samples=entry.num_samples)
+    waveforms = (0.1 * np.random.default_rng(0).normal(size=(4, entry.num_samples))).astype(np.float32)
+    rebuilt = keras.ops.convert_to_numpy(keras.ops.softmax(model(waveforms, training=False)))
+    if np.abs(rebuilt - entry.probabilities(waveforms)).max() > 1e-4:
+        raise ZooError(f"{entry.path}: the float32 rebuild of {card['model']} does not reproduce the entry.")
+    return cut_frontend(model)
+
+
+def cut_frontend(model):
+    """(front end, classifier): a speech builder's model cut after its `FRONTEND_END` layer,
+    the first taking waveforms to normalized log-mel features, the second those to logits."""
+    import keras
+
+    features = model.get_layer(FRONTEND_END).output
+    # SpecAugment, between the cut and the convolutions, is the identity at inference.
+    return keras.Model(model.input, features, name="frontend"), keras.Model(features, model.output, name="classifier")
+
+
+def convert_separate(frontend_model, classifier, representative, input_spec, *, per_channel=True):
+    """(`frontend.tflite`, `model.tflite`) flatbuffers of `cut_frontend`'s two models: the front
+    end in float32, the classifier (softmax added) in int8, calibrated on the converted front
+    end's features of `representative` (training waveforms without the batch axis).
+
+    Args:
+        input_spec: the waveforms' `tf.TensorSpec` (its name is the front end's input name).
+        per_channel: as for `quantize_int8`.
+    """
+    import keras
+    import tensorflow as tf
+
+    from zoo.lite import LiteModel
+
+    frontend = convert_float(*keras_serving_function(frontend_model, lambda x: frontend_model(x, training=False),
+                                                     input_spec))
+    # Calibrated on what the int8 model will receive: the converted front end's features.
+    (features,) = LiteModel(frontend).run(representative).values()
+    concrete_fn, owner = keras_serving_function(classifier, lambda x: keras.ops.softmax(classifier(x, training=False)),
+                                                tf.TensorSpec([None, *features.shape[1:]], tf.float32, name="features"))
+    return frontend, quantize_int8(concrete_fn, owner, features, per_channel=per_channel)
+
+
+def _rebuild_image_classifier(entry, policy):
+    import keras
+    import tensorflow as tf
+
+    from zoo.models.vision import with_flip_tta
+    from zoo.pipeline import normalize_images
+
+    card = entry.metadata
+    config = card["training"]["config"]
+    (spec,) = entry.specs["serve"]["inputs"].values()
+    model = rebuild_float32(entry, input_shape=tuple(spec["shape"][1:]))
     classifier = with_flip_tta(model, config.get("tta_shift", 0)) if config.get("tta") else model
     mean, std = card["preprocessing"]["mean"], card["preprocessing"]["std"]
 
@@ -201,6 +279,34 @@ def quantize_int8(concrete_fn, trackable, representative, *, float_layers=(), pe
     return bytes(mlir_sparsify(content))
 
 
+def convert_float(concrete_fn, trackable) -> bytes:
+    """A float32 `.tflite` flatbuffer of a batch-of-one concrete function (the audio front end
+    of --separate-frontend), its sparse constants stored compressed as `quantize_int8` does."""
+    import tensorflow as tf
+    from tensorflow.lite.python.convert import mlir_sparsify
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete_fn], trackable)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    return bytes(mlir_sparsify(converter.convert()))
+
+
+def strip_names(content: bytes) -> bytes:
+    """The flatbuffer without its tensor and subgraph names, which no kernel reads: they are
+    the converter's TensorFlow node paths, about 5% of a small int8 model (the converter has no
+    switch for it). Signatures keep their input and output names, which the runners use."""
+    import flatbuffers
+    from tensorflow.lite.python import schema_py_generated as schema
+
+    model = schema.ModelT.InitFromPackedBuf(content, 0)
+    for subgraph in model.subgraphs:
+        subgraph.name = None
+        for tensor in subgraph.tensors:
+            tensor.name = None
+    builder = flatbuffers.Builder(len(content))
+    builder.Finish(model.Pack(builder), file_identifier=b"TFL3")
+    return bytes(builder.Output())
+
+
 def _tensor_names(content: bytes) -> list[str]:
     from tensorflow.lite.python import schema_py_generated as schema
 
@@ -227,18 +333,25 @@ def representative_examples(card, data_dir=None, *, examples=REPRESENTATIVE_EXAM
 # --- measurements -----------------------------------------------------------------------------
 
 
-def latency(content: bytes, example, *, calls=LATENCY_CALLS, threads=1) -> dict:
+def latency(content, example, *, calls=LATENCY_CALLS, threads=1) -> dict:
     """Milliseconds per `invoke()` of the model on one input (after 10 warm-up calls): median
-    and 90th percentile of `calls` calls, on `threads` threads."""
+    and 90th percentile of `calls` calls, on `threads` threads. `content` is a flatbuffer or a
+    list of them run in turn (a front end, then the model): a call then times every model's
+    `invoke()` and the hand-over of each output to the next model's input."""
     from zoo.lite import interpreter_class, make_interpreter
 
-    interpreter = make_interpreter(content, num_threads=threads)
-    (detail,) = interpreter.get_input_details()
-    interpreter.set_tensor(detail["index"], np.asarray(example, dtype=detail["dtype"]).reshape(detail["shape"]))
+    interpreters = [make_interpreter(c, num_threads=threads) for c in ([content] if isinstance(content, bytes)
+                                                                        else content)]
+    ins = [i.get_input_details()[0] for i in interpreters]
+    outs = [i.get_output_details()[0]["index"] for i in interpreters]
+    interpreters[0].set_tensor(ins[0]["index"], np.asarray(example, dtype=ins[0]["dtype"]).reshape(ins[0]["shape"]))
     times = []
     for i in range(calls + 10):
         start = time.perf_counter()
-        interpreter.invoke()
+        for k, interpreter in enumerate(interpreters):
+            if k:
+                interpreters[k].set_tensor(ins[k]["index"], interpreters[k - 1].get_tensor(outs[k - 1]))
+            interpreter.invoke()
         if i >= 10:
             times.append((time.perf_counter() - start) * 1000)
     cls = interpreter_class()
@@ -325,7 +438,7 @@ def quantization_summary(content: bytes) -> dict:
 
 
 def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REPRESENTATIVE_EXAMPLES,
-                per_channel=True, force=False, command=None) -> Path:
+                per_channel=True, separate_frontend=False, force=False, command=None) -> Path:
     """Writes `<models_dir>/<name>_int8/` (model.tflite, metadata.json, SHA256SUMS) from the
     pretrained entry `name`, measured as the module docstring says; returns its path.
 
@@ -338,15 +451,18 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
         examples: training examples for calibration.
         per_channel: per-channel weight scales (False: one per tensor, smaller quantization
             parameters).
+        separate_frontend: (audio) the float log-mel front end in `frontend.tflite` and the
+            int8 network alone in `model.tflite`, chained by `zoo.load`'s predictor.
         force: replace an existing entry.
         command: the command line recorded in the card (default: rebuilt from the arguments).
 
     Raises:
-        ZooError: not int8, a kind without a .tflite export (texts, translations), an existing
-            entry without `force`, or a model that does not convert.
+        ZooError: not int8, a kind without a .tflite export (texts, translations), a separate
+            front end for images, an existing entry without `force`, or a model that does not
+            convert.
     """
     from zoo.export import atomic_directory
-    from zoo.lite import LITE_FILE, interpreter_class, op_counts
+    from zoo.lite import FRONTEND_FILE, LITE_FILE, interpreter_class, op_counts
     from zoo.pretrained import CARD, LITE_KINDS, check_tolerance, evaluate, load, resolve
     from zoo.safety import MANIFEST, sha256, write_manifest
     from zoo.train import package_versions
@@ -359,15 +475,32 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
     if float_entry.kind not in LITE_KINDS:
         raise ZooError(f"{name}: a {float_entry.kind}; the LiteRT export takes image and audio classifiers "
                        f"({', '.join(LITE_KINDS)}): LiteRT's builtin ops have no string processing.")
+    if separate_frontend and float_entry.kind != "audio_classifier":
+        raise ZooError(f"{name}: a {float_entry.kind}; --separate-frontend takes audio classifiers (their float "
+                       "log-mel front end).")
     lite_name = f"{card.get('name', source.name)}_int8"
     dest = Path(models_dir or source.parent) / lite_name
     if dest.exists() and not force:
         raise ZooError(f"{dest} exists: pass --force to replace it.")
 
     representative, selection = representative_examples(card, data_dir, examples=examples)
-    concrete_fn, owner, converted_from = serving_function(float_entry)
-    content = quantize_int8(concrete_fn, owner, representative, float_layers=FLOAT_LAYERS.get(float_entry.kind, ()),
-                            per_channel=per_channel)
+    frontend = None
+    if separate_frontend:
+        import tensorflow as tf
+
+        (input_name, input_spec), = float_entry.specs["serve"]["inputs"].items()
+        frontend, content = convert_separate(
+            *split_frontend(float_entry), representative,
+            tf.TensorSpec([None, *input_spec["shape"][1:]], input_spec["dtype"], name=input_name),
+            per_channel=per_channel)
+        frontend = strip_names(frontend)
+        converted_from = (f"{card['model']} rebuilt in float32 from the card with the float entry's variables, cut "
+                          f"after its `{FRONTEND_END}` layer: the front end converted in float32, the rest in int8")
+    else:
+        concrete_fn, owner, converted_from = serving_function(float_entry)
+        content = quantize_int8(concrete_fn, owner, representative,
+                                float_layers=FLOAT_LAYERS.get(float_entry.kind, ()), per_channel=per_channel)
+    content = strip_names(content)
     tta = (card.get("preprocessing") or {}).get("tta")
     # What the float card says of the model and its data; the test split is drawn from `training`.
     lite_card = {"name": lite_name, "kind": float_entry.kind, "task": card["task"], "format": "tflite",
@@ -377,6 +510,8 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
 
     with atomic_directory(dest) as tmp:
         (tmp / LITE_FILE).write_bytes(content)
+        if frontend:
+            (tmp / FRONTEND_FILE).write_bytes(frontend)
         (tmp / CARD).write_text(json.dumps({**lite_card, **same}))
         write_manifest(tmp)
         lite = load(tmp)
@@ -397,7 +532,7 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
                       "tolerance": check_tolerance(result["metric"], result["value"], examples_checked, result["of"]),
                       "how": "zoo.pretrained.evaluate on the mirror (ZOO_DATA_DIR) in a fresh process; "
                              "tests/test_lite.py, real_data marker"},
-            "inputs": _INPUTS[float_entry.kind],
+            "inputs": _SEPARATE_INPUTS if frontend else _INPUTS[float_entry.kind],
             "input": {"name": input_name, **input_spec},
             "output": {**next(iter(specs["outputs"].values())), "meaning": "label probabilities"},
             "quantization": {
@@ -405,7 +540,8 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
                           "dataset): int8 weights and activations, int32 biases",
                 "converted_from": converted_from,
                 **quantization_summary(content),
-                "float_part": _FLOAT_PART.get(float_entry.kind, "none: every op with an int8 kernel is int8"),
+                "float_part": (_SEPARATE_FLOAT_PART if frontend else
+                               _FLOAT_PART.get(float_entry.kind, "none: every op with an int8 kernel is int8")),
                 "representative_dataset": {"split": "train", "examples": len(representative), "selection": selection},
                 "quantization_aware_training": (
                     "none: post-training int8 is within a point of the float entry"
@@ -414,17 +550,23 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
             },
             "ops": op_counts(content),
             "size_bytes": len(content),
+            **(_separate_files(frontend, content, representative[0]) if frontend else {}),
             "tensor_bytes": tensor_bytes(content),
-            "latency": latency(content, representative[0]),
+            "latency": {**latency([frontend, content] if frontend else content, representative[0]),
+                        **({"of": f"{FRONTEND_FILE} then {LITE_FILE}, on one clip"} if frontend else {})},
             **same,
             "source": {"entry": card.get("name", source.name), "manifest_sha256": sha256(source / MANIFEST),
                        "metric": card["metric"], "command": card.get("command")},
             "requires": ["tensorflow, or ai-edge-litert alone for the model file (pip install keras-zoo[lite])"],
             "load": {"zoo": f"zoo.load({lite_name!r})",
                      "litert": "from ai_edge_litert.interpreter import Interpreter; "
-                               f"Interpreter('saved_models/{lite_name}/{LITE_FILE}').get_signature_runner()",
+                               + (f"Interpreter('saved_models/{lite_name}/{FRONTEND_FILE}').get_signature_runner() "
+                                  "gives the features that " if frontend else "")
+                               + f"Interpreter('saved_models/{lite_name}/{LITE_FILE}').get_signature_runner()"
+                               + (" takes" if frontend else ""),
                      "check_files": f"cd saved_models/{lite_name} && sha256sum -c {MANIFEST}"},
-            "command": command or _command(name, examples=examples, per_channel=per_channel),
+            "command": command or _command(name, examples=examples, per_channel=per_channel,
+                                           separate_frontend=separate_frontend),
             "versions": {**package_versions(), "interpreter": _interpreter_version(interpreter_class())},
             "exported": datetime.date.today().isoformat(),
         })
@@ -448,6 +590,35 @@ _FLOAT_PART = {
 }
 
 
+_SEPARATE_INPUTS = ("WAV files are decoded, downmixed, resampled and padded or trimmed (centred) in Python by "
+                    "zoo.load's predictor (zoo.audio.load_waveform, what the float entry's serve_wav does in its "
+                    "graph); frontend.tflite (float32) takes one float32 waveform [1, samples] in [-1, 1] to the "
+                    "normalized log-mel features [1, frames, mel bins] that model.tflite (int8) classifies")
+_SEPARATE_FLOAT_PART = ("the log-mel front end (framing, Hann window, RFFT, power, mel filterbank, log, per-clip "
+                        "normalization) is a float32 model of its own, frontend.tflite; model.tflite is the int8 "
+                        "network alone, with float32 features in (one QUANTIZE op) and probabilities out")
+
+
+def _separate_files(frontend: bytes, content: bytes, waveform) -> dict:
+    """The card's account of the two files of a --separate-frontend export."""
+    from zoo.lite import FRONTEND_FILE, LITE_FILE, LiteModel, op_counts
+
+    def spec(model):
+        serve = model.specs["serve"]
+        return {"input": next(iter(serve["inputs"].values())), "output": next(iter(serve["outputs"].values()))}
+
+    return {
+        "size_note": f"size_bytes is {LITE_FILE}'s, the int8 model, which the size target refers to; the float front "
+                     f"end {FRONTEND_FILE} is {len(frontend):,} bytes more",
+        "files": {FRONTEND_FILE: {"size_bytes": len(frontend), "computes_in": "float32", **spec(LiteModel(frontend)),
+                                  "ops": op_counts(frontend)},
+                  LITE_FILE: {"size_bytes": len(content), "computes_in": "int8", **spec(LiteModel(content)),
+                              "ops": op_counts(content)}},
+        "latency_model": {**latency(content, next(iter(LiteModel(frontend)(waveform[None]).values()))),
+                          "of": f"{LITE_FILE} alone, on the features of one clip"},
+    }
+
+
 def _agreement(float_entry, lite, data_dir) -> float:
     """How often the int8 model's top-1 label is the float entry's, on the whole test split."""
     from zoo.pretrained import task_info
@@ -456,12 +627,14 @@ def _agreement(float_entry, lite, data_dir) -> float:
     return float(np.mean(float_entry.probabilities(inputs).argmax(1) == lite.probabilities(inputs).argmax(1)))
 
 
-def _command(name, *, examples, per_channel) -> str:
+def _command(name, *, examples, per_channel, separate_frontend=False) -> str:
     args = ["python", "-m", "zoo.export_lite", str(name), "--int8"]
     if examples != REPRESENTATIVE_EXAMPLES:
         args += ["--examples", str(examples)]
     if not per_channel:
         args.append("--per-tensor")
+    if separate_frontend:
+        args.append("--separate-frontend")
     return shlex.join(args)
 
 
@@ -477,6 +650,9 @@ def main(argv=None) -> Path:
                         help=f"training examples that calibrate the quantization (default {REPRESENTATIVE_EXAMPLES})")
     parser.add_argument("--per-tensor", action="store_true",
                         help="one weight scale a tensor instead of one a channel (smaller file)")
+    parser.add_argument("--separate-frontend", action="store_true",
+                        help="audio: the float log-mel front end in frontend.tflite, model.tflite the int8 network "
+                             "alone")
     parser.add_argument("--data-dir", default=None, help="the dataset mirror (default: ZOO_DATA_DIR)")
     parser.add_argument("--models-dir", default=None, help="where to write NAME_int8/ (default: beside NAME)")
     parser.add_argument("--force", action="store_true", help="replace an existing entry")
@@ -485,7 +661,7 @@ def main(argv=None) -> Path:
         parser.error("pass --int8: the int8 export is the only one")
     check_number("--examples", args.examples, gt=0)
     dest = export_lite(args.name, data_dir=args.data_dir, models_dir=args.models_dir, examples=args.examples,
-                       per_channel=not args.per_tensor, force=args.force)
+                       per_channel=not args.per_tensor, separate_frontend=args.separate_frontend, force=args.force)
     card = json.loads((dest / "metadata.json").read_text())
     metric, lat = card["metric"], card["latency"]
     print(f"{dest}: {card['size_bytes']:,} bytes, {metric['name']} {metric['value']:.4f} (float "

@@ -19,6 +19,9 @@ import numpy as np
 from zoo.errors import ZooError
 
 LITE_FILE = "model.tflite"
+# An audio entry may keep its float log-mel front end in a file of its own, so that
+# `model.tflite` is the int8 network alone (zoo.export_lite --separate-frontend).
+FRONTEND_FILE = "frontend.tflite"
 
 
 def interpreter_class():
@@ -159,3 +162,28 @@ class LiteModel:
         if not parts:
             return {k: np.zeros([0, *v["shape"][1:]], v["dtype"]) for k, v in self.specs["serve"]["outputs"].items()}
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+class LiteChain(LiteModel):
+    """Two `.tflite` models run one after the other, as one `LiteModel`: a float front end
+    (waveforms -> normalized log-mel features) whose single output feeds the int8 `model`.
+
+    Attributes:
+        frontend, model: the two `LiteModel`s; `content` is the int8 model's flatbuffer.
+        specs: the front end's input and the model's outputs.
+    """
+
+    def __init__(self, frontend: LiteModel, model: LiteModel):
+        (out_name, out), = frontend.specs["serve"]["outputs"].items()
+        (in_name, into), = model.specs["serve"]["inputs"].items()
+        if (out["dtype"], out["shape"]) != (into["dtype"], into["shape"]):
+            raise ZooError(f"The front end's output {out_name} {out['dtype']}{out['shape']} does not fit the model's "
+                           f"input {in_name} {into['dtype']}{into['shape']}.")
+        self.frontend, self.model, self.content = frontend, model, model.content
+        self.input_name, self.input_dtype = frontend.input_name, frontend.input_dtype
+        self.specs = {"serve": {"inputs": frontend.specs["serve"]["inputs"],
+                                "outputs": model.specs["serve"]["outputs"]}}
+
+    def __call__(self, x) -> dict:
+        (features,) = self.frontend(x).values()
+        return self.model(features)

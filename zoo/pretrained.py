@@ -31,7 +31,7 @@ from typing import Callable
 import numpy as np
 
 from zoo.errors import DataError, ZooError
-from zoo.lite import LiteModel, lite_file
+from zoo.lite import FRONTEND_FILE, LiteChain, LiteModel, lite_file
 from zoo.safety import MANIFEST, TEXT_OPS, check_saved_model_ops, verify_manifest
 
 CARD = "metadata.json"
@@ -109,9 +109,10 @@ def load(name_or_path, *, trust: bool = False) -> "Predictor":
 
 
 def load_lite(path, *, trust: bool = False) -> "Predictor":
-    """A LiteRT entry (a directory with `model.tflite`) or, with `trust`, a bare `.tflite` file,
-    as the predictor of its card's kind (else of the kind its input says: uint8 images or
-    float32 waveforms). The manifest and the ops are checked as `load` does."""
+    """A LiteRT entry (a directory with `model.tflite`, and `frontend.tflite` before it where the
+    audio front end is a file of its own) or, with `trust`, a bare `.tflite` file, as the
+    predictor of its card's kind (else of the kind its input says: uint8 images or float32
+    waveforms). The manifest and the ops of every file are checked as `load` does."""
     from zoo.safety import check_lite_ops
 
     path, file = Path(path), lite_file(path)
@@ -122,11 +123,15 @@ def load_lite(path, *, trust: bool = False) -> "Predictor":
                            "export it with `python -m zoo.export_lite`, or pass trust=True (--trust) if you trust "
                            "where it came from.")
         verify_manifest(entry)
-    content = file.read_bytes()
+    # The float front end of an audio entry exported with --separate-frontend, then the model.
+    files = [f for f in (entry / FRONTEND_FILE, file) if f.is_file()]
+    contents = [f.read_bytes() for f in files]
     if not trust:
-        check_lite_ops(content, file)
+        for f, content in zip(files, contents):
+            check_lite_ops(content, f)
     card = json.loads((entry / CARD).read_text()) if (entry / CARD).is_file() else {}
-    model = LiteModel(content)
+    models = [LiteModel(content) for content in contents]
+    model = LiteChain(*models) if len(models) == 2 else models[0]
     kind = card.get("kind") or detect_lite_kind(model.specs)
     if kind not in LITE_KINDS:
         raise ZooError(f"{path}: a .tflite entry of kind {kind!r}; zoo.load runs {' and '.join(LITE_KINDS)} ones.")
