@@ -322,6 +322,18 @@ def test_shipped_lite_entry_has_a_complete_card_and_predicts(name):
     assert result["label"] in model.labels
 
 
+def test_the_keyword_spotters_int8_model_meets_its_targets():
+    path = SHIPPED_DIR / "speech_commands_int8"
+    card = json.loads((path / "metadata.json").read_text())
+    # The size target is the int8 model's; the float front end is a file of its own.
+    assert card["size_bytes"] == (path / LITE_FILE).stat().st_size <= 100_000
+    assert {f: v["size_bytes"] for f, v in card["files"].items()} == {
+        f: (path / f).stat().st_size for f in (FRONTEND_FILE, LITE_FILE)}
+    assert card["files"][LITE_FILE]["computes_in"] == "int8" and "LOG" not in str(card["ops"])
+    assert card["metric"]["value"] >= 0.92 and {"median_ms", "p90_ms"} <= set(card["latency_model"])
+    assert isinstance(load(path).model, LiteChain)
+
+
 @pytest.mark.real_data
 @pytest.mark.parametrize("name", LITE_SHIPPED)
 def test_shipped_lite_entry_reaches_its_recorded_accuracy(name, data_dir, image_cache_dir):

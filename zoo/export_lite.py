@@ -1,8 +1,8 @@
 """Int8 LiteRT (TensorFlow Lite) exports of the pretrained classifiers, each with its model card.
 
-    python -m zoo.export_lite speech_commands --int8 --per-tensor   # -> saved_models/speech_commands_int8/
-    python -m zoo.export_lite cifar10 --int8                        # -> saved_models/cifar10_int8/
-    python -m zoo.predict speech_commands_int8 clip.wav             # the same predictor, on the LiteRT interpreter
+    python -m zoo.export_lite speech_commands --int8 --per-tensor --separate-frontend  # -> ..._int8/
+    python -m zoo.export_lite cifar10 --int8                      # -> saved_models/cifar10_int8/
+    python -m zoo.predict speech_commands_int8 clip.wav           # the same predictor, on LiteRT
 
 Converts the entry's `serve` signature (raw inputs -> probabilities, preprocessing and any
 test-time augmentation inside) with TensorFlow's converter at a fixed batch of one, the shape
