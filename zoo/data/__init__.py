@@ -1,9 +1,14 @@
-"""Data sources: local directories in canonical layouts, or TFDS by name."""
+"""Data sources: local directories in canonical layouts, or TFDS by name, loaded into one
+splits type (`Splits`: train, validation and test `Split`s with the class names and the source)."""
 
+from __future__ import annotations
+
+import dataclasses
 import hashlib
 import math
 import numbers
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +18,101 @@ from zoo.errors import DataError, ZooError
 # Set to 1 to read a cut-down copy of a canonical layout (toy data in tests, a deliberate sample)
 # instead of refusing it as truncated.
 PARTIAL_DATA_ENV = "ZOO_PARTIAL_DATA"
+
+
+@dataclass
+class Split:
+    """One split: the examples `x` (uint8 images `[n, h, w, 3]`, raw texts as an object array of
+    `bytes`, float32 waveforms `[n, samples]`), their int64 `labels` and, when they came from
+    files, the file of each (for messages and reports)."""
+
+    x: np.ndarray
+    labels: np.ndarray
+    files: tuple = ()
+
+    def __len__(self):
+        return len(self.labels)
+
+    def take(self, indices) -> "Split":
+        """The examples at `indices`, in that order."""
+        indices = np.asarray(indices, dtype="int64")
+        return dataclasses.replace(self, x=self.x[indices], labels=np.asarray(self.labels)[indices],
+                                   files=tuple(self.files[i] for i in indices) if self.files else ())
+
+
+@dataclass
+class Splits:
+    """What every dataset loads into, whatever its source: three splits, the class names (label
+    `i` is `class_names[i]`), the source (a path, `tfds:NAME`, a registered name) and the input
+    kind ("image", "text", "audio").
+
+    `spec` holds what the examples were made into (`{"image_size": [h, w]}`,
+    `{"sample_rate": 16000, "num_samples": 16000}`); `notes` what was handled on the way (sizes,
+    rates or channel counts converted), for the run's summary.
+    """
+
+    kind: str
+    train: Split
+    validation: Split
+    test: Split
+    class_names: tuple
+    source: str
+    spec: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def __post_init__(self):
+        self.class_names = tuple(str(c) for c in self.class_names)
+        for name in ("train", "test"):
+            if not len(getattr(self, name)):
+                raise DataError(f"The {name} split of {self.source} is empty.")
+        for name in ("train", "validation", "test"):
+            split = getattr(self, name)
+            if len(split.x) != len(split.labels):
+                raise DataError(f"{self.source}: {len(split.x)} {name} examples but {len(split.labels)} labels.")
+            if len(split) and (split.labels.min() < 0 or split.labels.max() >= len(self.class_names)):
+                raise DataError(f"{self.source}: {name} labels outside 0..{len(self.class_names) - 1}.")
+        if len(self.class_names) < 2:
+            raise DataError(f"{self.source}: one class ({', '.join(self.class_names)}); a classifier needs two or "
+                            "more.")
+
+    def counts(self) -> str:
+        """"1,000 train, 100 validation, 200 test" for messages."""
+        return ", ".join(f"{len(getattr(self, s)):,} {s}" for s in ("train", "validation", "test"))
+
+
+def stratified_split(labels, validation_split: float, test_split: float, seed: int = 0) -> np.ndarray:
+    """The split ("train", "validation" or "test") of each example: each class gives
+    `validation_split` and `test_split` of its examples (rounded, at least one of a class of
+    three or more when the fraction is not 0), drawn with `seed`. Deterministic: the same labels,
+    fractions and seed give the same split on every machine.
+    """
+    check_split_fractions(validation_split, test_split)
+    labels = np.asarray(labels)
+    out = np.full(len(labels), "train", dtype=object)
+    rng = np.random.default_rng(seed)
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        n = len(idx)
+        n_val = int(round(n * validation_split)) if validation_split else 0
+        n_test = int(round(n * test_split)) if test_split else 0
+        if n >= 3:
+            n_val, n_test = max(n_val, 1 if validation_split else 0), max(n_test, 1 if test_split else 0)
+        n_val, n_test = min(n_val, max(n - 1, 0)), min(n_test, max(n - 1 - n_val, 0))
+        out[idx[:n_val]] = "validation"
+        out[idx[n_val:n_val + n_test]] = "test"
+    return out.astype(str)
+
+
+def make_splits(kind, x, labels, assignment, class_names, source, *, files=(), spec=None, notes=None) -> Splits:
+    """`Splits` from all the examples and the split of each (`stratified_split`, `hash_split`...)."""
+    assignment, labels = np.asarray(assignment), np.asarray(labels, dtype="int64")
+    parts = {}
+    for name in ("train", "validation", "test"):
+        idx = np.flatnonzero(assignment == name)
+        parts[name] = Split(x[idx], labels[idx], tuple(files[i] for i in idx) if len(files) else ())
+    return Splits(kind, **parts, class_names=tuple(class_names), source=str(source), spec=dict(spec or {}),
+                  notes=list(notes or []))
 
 
 def resolve_data_dir(data_dir=None):
