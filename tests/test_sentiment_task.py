@@ -193,10 +193,10 @@ def test_subset_is_stratified_and_taken_once(corpus, subset, size):
     data = sentiment.load_data(cfg)  # reviews sorted by class: every neg one, then every pos one
     labels = data.splits["train"].labels
     assert len(labels) == size and abs(np.bincount(labels)[0] - size / 2) <= 1
-    assert len(sentiment.make_datasets(cfg, data)[1]["train"].labels) == size  # not a subset of the subset
+    assert len(sentiment.make_datasets(cfg, data)[0]["tokenized"]["train"].labels) == size  # not a subset of the subset
     # A search loads every review and each trial takes the same sample.
     everything = sentiment.load_data(parse_config(sentiment.Config, sentiment.PRESETS, [*argv[:-4], "--seed", "2"]))
-    trial = sentiment.make_datasets(cfg, everything)[1]["train"]
+    trial = sentiment.make_datasets(cfg, everything)[0]["tokenized"]["train"]
     np.testing.assert_array_equal(trial.texts, data.splits["train"].texts)
 
 

@@ -460,12 +460,12 @@ TRANSLATION = ["text.translation", "--fix", "embedding_dim=64", "--fix", "encode
 
 
 def test_sentiment_search_end_to_end(tmp_path, make_text_folder, monkeypatch):
-    from tasks.text import sentiment
+    import zoo.recipes.text
 
     corpus = make_text_folder(tmp_path / "data")
     vocabularies = []
-    real = sentiment.vocabularies
-    monkeypatch.setattr(sentiment, "vocabularies", lambda cfg, x: vocabularies.append(len(x)) or real(cfg, x))
+    real = zoo.recipes.text.vocabularies
+    monkeypatch.setattr(zoo.recipes.text, "vocabularies", lambda cfg, x: vocabularies.append(len(x)) or real(cfg, x))
     d = tmp_path / "search"
     result, stdout = run_search([*SENTIMENT, "--tuner", "random", "--max-trials", 2, "--max-epochs", 1,
                                  "--subset", 0.5, "--data-dir", corpus.parent, "--directory", d])

@@ -52,6 +52,7 @@ class Recipe:
         noun: what an example is called in messages ("images").
         predictor: the `kind` of the `zoo.pretrained` predictor of its SavedModels.
         reserved: builder arguments the recipe sets from the data (not `--model-arg`).
+        reserved_hint: the flags that set them instead, for the error message.
     """
 
     kind = ""
@@ -59,6 +60,7 @@ class Recipe:
     noun = "examples"
     predictor = ""
     reserved = ("num_classes",)
+    reserved_hint = ""
 
     # --- hooks a recipe defines ---------------------------------------------------------------
 
@@ -70,8 +72,17 @@ class Recipe:
         return load_dataset(cfg.data, self.kind, cfg)
 
     def splits(self, data):
-        """The `Splits` inside what `load_data` returned."""
+        """What `load_data` returned, as far as the flow needs it: `source`, `class_names` and
+        `notes` (a `Splits` by default)."""
         return data
+
+    def counts(self, data) -> dict:
+        """The examples of each split of the data, before `--subset`."""
+        return {s: len(getattr(data, s)) for s in ("train", "validation", "test")}
+
+    def train_size(self, cfg, data) -> int:
+        """Training examples before `cfg.subset` (the ones `--subset` samples)."""
+        return len(data.train)
 
     def datasets(self, cfg, data) -> tuple[dict, int]:
         """`({"train": ds, "val": (ds, labels) or None, "test": (ds, labels)}, training examples)`,
@@ -122,7 +133,7 @@ class Recipe:
             raise ZooError(f"Unknown {self.family} model {cfg.model!r}. Known: {', '.join(list_models(self.family))}.")
         reserved = sorted(set(self.reserved) & set(cfg.model_kwargs))
         if reserved:
-            raise ZooError(f"--model-arg {', '.join(reserved)}: set by the recipe from the data.")
+            raise ZooError(f"--model-arg {', '.join(reserved)}: set by the task from the data{self.reserved_hint}.")
 
     # --- the flow -----------------------------------------------------------------------------
 
@@ -190,9 +201,8 @@ class Recipe:
                 weights_dtype=cfg.export_weights,
                 metadata=export_metadata(
                     run, metrics, task=task, kind=self.predictor, recipe=self.kind, labels=class_names,
-                    dataset=splits.source, data={"spec": cfg.data, "examples": {
-                        s: len(getattr(splits, s)) for s in ("train", "validation", "test")},
-                        "notes": list(splits.notes)},
+                    dataset=splits.source,
+                    data={"spec": cfg.data, "examples": self.counts(data), "notes": list(splits.notes)},
                     model=cfg.model, model_kwargs=cfg.model_kwargs, **card))
             print(f"SavedModel: {path}")
         return finish_run(run, metrics)
@@ -216,15 +226,12 @@ class Recipe:
         """`load_data, train_size, build_trial, search_space` for a task module (see tuning/search.py)."""
         from zoo.train import Experiment
 
-        def train_size(cfg, data) -> int:
-            return len(self.splits(data).train)
-
         def build_trial(cfg, run, data):
             datasets, n_train = self.datasets(cfg, data)
             model = self.compiled_model(cfg, run, data, datasets, n_train)
             return Experiment(model, datasets["train"], datasets["val"] and datasets["val"][0])
 
-        return self.load_data, train_size, build_trial, self.search_space
+        return self.load_data, self.train_size, build_trial, self.search_space
 
 
 def _short(source: str) -> str:

@@ -87,6 +87,7 @@ class ImageRecipe(Recipe):
     noun = "images"
     predictor = "image_classifier"
     reserved = ("num_classes", "input_shape")
+    reserved_hint = " (use --image-size)"
 
     def datasets(self, cfg, data):
         from zoo.pipeline import image_dataset
