@@ -225,14 +225,14 @@ def test_digits_on_a_fake_fsdd(tmp_path):
 def test_subset_keeps_every_label(commands_data, monkeypatch, subset, per_class):
     import zoo.pipeline
     from zoo.config import parse_config
-    from zoo.speech import speech_datasets
+    from zoo.recipes.audio import AUDIO
 
     seen = []
     real = zoo.pipeline.audio_dataset
     monkeypatch.setattr(zoo.pipeline, "audio_dataset", lambda x, y, training, **kw: (
         seen.append(np.asarray(y)) if training else None) or real(x, y, training=training, **kw))
     cfg = parse_config(commands.Config, commands.PRESETS, [*COMMANDS_ARGS, "--subset", subset])
-    n = speech_datasets(cfg, commands_data)[3]
+    n = AUDIO.datasets(cfg, commands_data)[1]
     counts = np.bincount(seen[0], minlength=len(commands_data.class_names))
     assert n == len(seen[0]) == (24 if per_class else round(0.1 * len(commands_data.train)))
     assert counts.min() >= 1 and (per_class is None or counts.tolist() == [per_class] * len(counts))

@@ -297,5 +297,6 @@ class SpeechConfig(TrainConfig):
     noise_volume: float = option(0.1, "the noise clip is scaled by a uniform gain in [0, this]", ge=0)
 
     @property
-    def num_samples(self) -> int:
-        return int(round(self.sample_rate * self.clip_seconds))
+    def num_samples(self) -> int | None:
+        """Samples a clip: `sample_rate * clip_seconds`; None when the data decides the length."""
+        return None if self.clip_seconds is None else int(round(self.sample_rate * self.clip_seconds))

@@ -25,21 +25,22 @@ after the speaker split. The `crnn` preset reached 88.7% test accuracy in 15 min
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-from zoo.config import SpeechConfig, option, parse_config
-from zoo.data.audio import load_speech_commands
-from zoo.speech import (build_speech_trial, check_speech_config, speech_search_space, speech_train_size,
-                        train_speech_classifier)
-from zoo.train import setup_run
+from zoo.config import option
+from zoo.recipes.audio import AUDIO, AudioConfig
 
 TASK = "speech.commands"
 
 
 @dataclass
-class Config(SpeechConfig):
+class Config(AudioConfig):
+    data: typing.Optional[str] = option("speech_commands", "the dataset (python -m zoo.models lists them), read from "
+                                                "--data-dir, else ZOO_DATA_DIR, else TFDS")
     sample_rate: int = option(16000, "the model's sample rate in Hz; clips at other rates are resampled")
-    clip_seconds: float = option(1.0, "clips are padded or trimmed (centred) to this length")
+    clip_seconds: typing.Optional[float] = option(1.0, "clips are padded or trimmed (centred) to this length",
+                                                  gt=0, le=60)
 
 
 # Adam with weight decay, a short warm-up and cosine decay, label smoothing; the waveform
@@ -60,28 +61,17 @@ PRESETS = {
 }
 
 
-def load_data(cfg):
-    return load_speech_commands(cfg.data_dir, sample_rate=cfg.sample_rate, num_samples=cfg.num_samples,
-                                validation_split=cfg.validation_split, test_split=cfg.test_split)
-
-
 def main(argv=None) -> dict:
     """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
-    cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.speech.commands", description=__doc__.split("\n")[0])
-    check_speech_config(cfg)
-    run = setup_run(cfg, TASK, argv)
-    if run.finished is not None:
-        return run.finished
-    data = load_data(cfg)
-    return train_speech_classifier(cfg, run, data, task=TASK, corpus="Speech Commands")
+    return AUDIO.main(argv, Config, PRESETS, task=TASK, doc=__doc__)
 
 
 # Tuning (`python -m tuning.search speech.commands`; the hooks are described in tuning/search.py).
-train_size, build_trial = speech_train_size, build_speech_trial
+load_data, train_size, build_trial, _ = AUDIO.tuning_hooks()
 
 
 def search_space(hp) -> dict:
-    return speech_search_space(hp, default_model="ds_cnn", noise=True)
+    return AUDIO.search_space(hp, default_model="ds_cnn", noise=True)
 
 
 if __name__ == "__main__":

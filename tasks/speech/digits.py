@@ -23,22 +23,23 @@ The `default` preset reached 100% test accuracy (300 of 300) in 10 minutes on a 
 
 from __future__ import annotations
 
+import typing
 from dataclasses import dataclass
 
-from zoo.config import SpeechConfig, option, parse_config
-from zoo.data.audio import load_fsdd
-from zoo.speech import (build_speech_trial, check_speech_config, speech_search_space, speech_train_size,
-                        train_speech_classifier)
-from zoo.train import setup_run
+from zoo.config import option
+from zoo.recipes.audio import AUDIO, AudioConfig
 
 TASK = "speech.digits"
 
 
 @dataclass
-class Config(SpeechConfig):
+class Config(AudioConfig):
+    data: typing.Optional[str] = option("fsdd", "the dataset (python -m zoo.models lists them), read from "
+                                                "--data-dir, else ZOO_DATA_DIR, else TFDS")
     model: str = option("speech_cnn", "registered speech model (see zoo.list_models('speech'))")
     sample_rate: int = option(8000, "the model's sample rate in Hz; clips at other rates are resampled")
-    clip_seconds: float = option(1.0, "clips are padded or trimmed (centred) to this length")
+    clip_seconds: typing.Optional[float] = option(1.0, "clips are padded or trimmed (centred) to this length",
+                                                  gt=0, le=60)
     # FSDD has no noise clips of its own; no mixing unless the data has a _silence_ label.
     noise_prob: float = option(0.0, "probability of mixing a _silence_ (background noise) clip into a training clip")
 
@@ -53,28 +54,17 @@ PRESETS = {
 }
 
 
-def load_data(cfg):
-    return load_fsdd(cfg.data_dir, sample_rate=cfg.sample_rate, num_samples=cfg.num_samples,
-                     validation_split=cfg.validation_split)
-
-
 def main(argv=None) -> dict:
     """Trains, evaluates and exports; returns the metrics written to `metrics.json`."""
-    cfg = parse_config(Config, PRESETS, argv, prog="python -m tasks.speech.digits", description=__doc__.split("\n")[0])
-    check_speech_config(cfg)
-    run = setup_run(cfg, TASK, argv)
-    if run.finished is not None:
-        return run.finished
-    data = load_data(cfg)
-    return train_speech_classifier(cfg, run, data, task=TASK, corpus="FSDD")
+    return AUDIO.main(argv, Config, PRESETS, task=TASK, doc=__doc__)
 
 
 # Tuning (`python -m tuning.search speech.digits`; the hooks are described in tuning/search.py).
-train_size, build_trial = speech_train_size, build_speech_trial
+load_data, train_size, build_trial, _ = AUDIO.tuning_hooks()
 
 
 def search_space(hp) -> dict:
-    return speech_search_space(hp, default_model="speech_cnn", noise=False)
+    return AUDIO.search_space(hp, default_model="speech_cnn", noise=False)
 
 
 if __name__ == "__main__":

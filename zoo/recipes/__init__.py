@@ -190,7 +190,7 @@ class Recipe:
               f"({splits.source}, {len(datasets['test'][1]):,} {self.noun}).")
         if run.chief:
             write_classification_report(run.run_dir, metrics, history, matrices["test"], class_names,
-                                        title=f"{_short(splits.source)} test, accuracy {metrics['test_accuracy']:.2%}")
+                                        title=f"{short_name(splits.source)} test, accuracy {metrics['test_accuracy']:.2%}")
             self.report(cfg, run, model, data, datasets, probabilities)
 
         # Export
@@ -234,7 +234,8 @@ class Recipe:
         return self.load_data, self.train_size, build_trial, self.search_space
 
 
-def _short(source: str) -> str:
+def short_name(source: str) -> str:
+    """A dataset's source for plot titles: a path's last part, else the name."""
     from pathlib import Path
 
     return Path(source).name if "/" in source else source
