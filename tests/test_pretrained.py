@@ -21,7 +21,8 @@ from zoo.audio import load_waveform
 from zoo.cli import run as run_cli
 from zoo.errors import DataError, ZooError
 from zoo.export import saved_model_ops
-from zoo.pretrained import TASKS, check_tolerance, detect_kind, load, read_image, signature_specs, task_info
+from zoo.datasets import get_dataset
+from zoo.pretrained import TRANSLATION_TASKS, check_tolerance, detect_kind, load, read_image, signature_specs, task_info
 from zoo.publish import publish
 from zoo.safety import ALLOWED_OPS, MANIFEST, disallowed_ops, verify_manifest, write_manifest
 
@@ -363,7 +364,7 @@ def test_publish_writes_the_card_and_manifest_and_refuses_what_it_should(toy, tm
     assert CARD_FIELDS <= set(card)
     assert (card["kind"], card["task"], card["labels"]) == ("text_classifier", "text.sentiment", ["neg", "pos"])
     assert card["requires"] == ["tensorflow", "tensorflow_text"] and "import tensorflow_text" in card["load"]["tensorflow"]
-    assert card["dataset"]["name"] == TASKS["text.sentiment"].dataset and card["dataset"]["read_from"] == "toy"
+    assert card["dataset"]["name"] == get_dataset("imdb").description and card["dataset"]["read_from"] == "toy"
     assert card["check"]["examples"] == 4 and card["reproduce"] == "python -m tasks.text.sentiment --epochs 1"
     # Translation: the card of the run's language pair, BLEU on the whole test split.
     card = json.loads((toy["entries"]["toy_translate"] / "metadata.json").read_text())
@@ -382,9 +383,14 @@ def test_publish_writes_the_card_and_manifest_and_refuses_what_it_should(toy, tm
 
 
 def test_task_cards_by_task_and_language_pair():
-    assert task_info({"task": "vision.cifar10"}) is TASKS["vision.cifar10"]
+    # The recipes' tasks: from the dataset registry, by the run's --data (else the task's default).
+    assert task_info({"task": "vision.cifar10"}).dataset == get_dataset("cifar10").description
+    assert task_info({"task": "vision.cifar10"}).check_examples == 2000
+    assert task_info({"task": "speech.classify", "training": {"config": {"data": "fsdd"}}}).short == "FSDD"
+    custom = task_info({"task": "vision.classify", "training": {"config": {"data": "photos", "test_split": 0.2}}})
+    assert custom.short == "photos" and "20% of each class" in custom.test_split and custom.test_data is not None
     pair = {"task": "text.translation", "training": {"config": {"pair": "spa-eng"}}}
-    assert task_info(pair) is TASKS["text.translation:spa-eng"] and task_info(pair).metric == "test_bleu"
+    assert task_info(pair) is TRANSLATION_TASKS["text.translation:spa-eng"] and task_info(pair).metric == "test_bleu"
     assert task_info({"task": "text.translation"}) is None and task_info({}) is None
     assert check_tolerance("test_accuracy", 0.9, 2000, 10000) == 0.032  # 0.005 + 4 sqrt(0.9 * 0.1 / 2000)
     assert check_tolerance("test_accuracy", 0.9, 434, 434) == 0.005

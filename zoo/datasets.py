@@ -44,6 +44,9 @@ class DatasetInfo:
         description: the dataset in a sentence (for `python -m zoo.models` and model cards).
         license: its license or terms.
         test_split: which examples its test split holds, in words (for model cards).
+        short: its name in a few words, for tables.
+        check_examples: how many test examples the real-data check of a pretrained entry
+            scores again (None: all).
     """
 
     name: str
@@ -52,6 +55,8 @@ class DatasetInfo:
     description: str = ""
     license: str = ""
     test_split: str = ""
+    short: str = ""
+    check_examples: int | None = None
 
 
 _DATASETS: dict[str, DatasetInfo] = {}
@@ -59,7 +64,8 @@ _DATASETS: dict[str, DatasetInfo] = {}
 _SOURCES: dict[str, list] = {kind: [] for kind in KINDS}
 
 
-def register_dataset(name: str, *, kind: str, description: str = "", license: str = "", test_split: str = ""):
+def register_dataset(name: str, *, kind: str, description: str = "", license: str = "", test_split: str = "",
+                     short: str = "", check_examples: int | None = None):
     """Decorator: registers `loader(cfg) -> Splits` as the dataset `name` of `kind`."""
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}. Received: kind={kind!r}")
@@ -67,7 +73,7 @@ def register_dataset(name: str, *, kind: str, description: str = "", license: st
     def wrap(loader):
         if name in _DATASETS and _DATASETS[name].loader is not loader:
             raise ValueError(f"A dataset named {name!r} is already registered.")
-        _DATASETS[name] = DatasetInfo(name, kind, loader, description, license, test_split)
+        _DATASETS[name] = DatasetInfo(name, kind, loader, description, license, test_split, short, check_examples)
         return loader
 
     return wrap

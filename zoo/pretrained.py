@@ -510,35 +510,35 @@ def _config(card, key, default=None):
     return card.get("training", {}).get("config", {}).get(key, default)
 
 
-def _cifar10_split(split):
+def task_config(card, data_dir=None):
+    """The configuration of the run a card (or a run's metadata with its `training` config)
+    was made by, as its task's `Config`, reading its data from `data_dir`: the settings that
+    choose the data and draw its splits are the run's, so its test split is the run's."""
+    import dataclasses
+
+    from zoo.config import apply_overrides
+
+    module = importlib.import_module(f"tasks.{card['task']}")
+    names = {f.name for f in dataclasses.fields(module.Config)}
+    saved = {k: v for k, v in card.get("training", {}).get("config", {}).items() if k in names}
+    saved["data_dir"] = data_dir
+    if "num_samples" in card and "sample_rate" in card:  # the clip length the model takes
+        saved.update(sample_rate=card["sample_rate"], clip_seconds=card["num_samples"] / card["sample_rate"])
+    return apply_overrides(module.Config(), saved, f"the training config of {card.get('name', card['task'])}")
+
+
+def _recipe_split(split):
+    # The task's dataset through the registry, with the settings of the card's run.
     def read(card, data_dir):
-        from zoo.data.images import load_cifar10
+        from zoo.datasets import load_dataset
 
-        data = load_cifar10(data_dir)
-        return getattr(data, f"x_{split}"), getattr(data, f"y_{split}"), data.class_names
-
-    return read
-
-
-def _audio_split(loader, split, *keys):
-    # The task's loader with the settings of the card's run: the splits are drawn from them.
-    def read(card, data_dir):
-        import zoo.data.audio
-
-        data = getattr(zoo.data.audio, loader)(data_dir, sample_rate=card["sample_rate"],
-                                               num_samples=card["num_samples"],
-                                               **{k: _config(card, k, 0.1) for k in keys})
+        cfg = task_config(card, data_dir)
+        module = importlib.import_module(f"tasks.{card['task']}")
+        data = load_dataset(cfg.data, module.RECIPE.kind, cfg)
         part = getattr(data, split)
-        return part.waveforms, part.labels, data.class_names
+        return part.x, part.labels, data.class_names
 
     return read
-
-
-def _imdb_test(card, data_dir):
-    from zoo.data.text import load_imdb
-
-    data = load_imdb(data_dir)
-    return data.test_texts, data.test_labels, data.class_names
 
 
 def _translation_test(card, data_dir):
@@ -552,34 +552,7 @@ def _translation_test(card, data_dir):
     return corpus.test.sources, np.array(references, dtype=object), None
 
 
-TASKS = {
-    "vision.cifar10": TaskInfo(
-        short="CIFAR-10 (JPEG mirror)",
-        dataset="CIFAR-10 (Krizhevsky, 2009), the project's JPEG mirror: every image re-encoded at JPEG quality 75, "
-                "so accuracies run 1-3 points below those on the original pixels",
-        test_split="test split, 10,000 images (1,000 a class)",
-        license="distributed by its authors without a formal license; cite Krizhevsky (2009)",
-        check_examples=2000, test_data=_cifar10_split("test"), train_data=_cifar10_split("train")),
-    "speech.digits": TaskInfo(
-        short="FSDD",
-        dataset="Free Spoken Digit Dataset (FSDD): 3,000 recordings of the digits 0-9 by 6 speakers, 8 kHz",
-        test_split="the official test split: recordings with index 0-4, 300 clips",
-        license="CC BY-SA 4.0", test_data=_audio_split("load_fsdd", "test", "validation_split"),
-        train_data=_audio_split("load_fsdd", "train", "validation_split")),
-    "speech.commands": TaskInfo(
-        short="Speech Commands v0.02, 12 labels",
-        dataset="Speech Commands v0.02 (Warden, 2018), the 12-label set, from the v0.02 test release (the only "
-                "part in the mirror), split 80/10/10 by speaker",
-        test_split="the speaker-disjoint test split of the mirror, 434 clips",
-        license="CC BY 4.0",
-        test_data=_audio_split("load_speech_commands", "test", "validation_split", "test_split"),
-        train_data=_audio_split("load_speech_commands", "train", "validation_split", "test_split")),
-    "text.sentiment": TaskInfo(
-        short="IMDB reviews",
-        dataset="IMDB Large Movie Review Dataset (Maas et al., 2011): 25,000 training and 25,000 test reviews",
-        test_split="test split, 25,000 reviews (half positive)",
-        license="no explicit license; cite Maas et al. (2011)",
-        check_examples=2000, test_data=_imdb_test),
+TRANSLATION_TASKS = {
     # Translation: one task, a card per language pair (`--pair`, in the run's config).
     "text.translation:spa-eng": TaskInfo(
         short="Tatoeba spa-eng",
@@ -596,11 +569,35 @@ TASKS = {
 }
 
 
+
+
 def task_info(card) -> TaskInfo | None:
-    """The `TASKS` entry of a model card (or of a run's metadata with its `training` config):
-    by task and language pair, else by task."""
+    """What a model card (or a run's metadata with its `training` config) says about its task's
+    data, and how to score it: from the dataset registry (`zoo.datasets`) for the recipes' tasks,
+    by language pair for translation. None for a task that is neither."""
     task = card.get("task")
-    return TASKS.get(f"{task}:{_config(card, 'pair')}") or TASKS.get(task)
+    if task == "text.translation":
+        return TRANSLATION_TASKS.get(f"{task}:{_config(card, 'pair')}")
+    try:
+        module = importlib.import_module(f"tasks.{task}") if task else None
+    except ImportError:
+        return None
+    if module is None or not hasattr(module, "RECIPE"):
+        return None
+    from zoo.datasets import get_dataset, list_datasets
+
+    spec = _config(card, "data") or module.Config().data
+    if spec in list_datasets(module.RECIPE.kind):
+        info = get_dataset(spec)
+        dataset, short, test_split, license, check = (info.description, info.short or info.name, info.test_split,
+                                                      info.license, info.check_examples)
+    else:
+        dataset = short = str(spec)
+        test_split = (f"the dataset's own test split, else {_config(card, 'test_split', 0.1):.0%} of each class, "
+                      f"drawn with seed {_config(card, 'seed', 0)}")
+        license, check = "the data's own", None
+    return TaskInfo(short=short, dataset=dataset, test_split=test_split, license=license, check_examples=check,
+                    test_data=_recipe_split("test"), train_data=_recipe_split("train"))
 
 
 def check_subset(n: int, examples: int | None) -> np.ndarray:
@@ -633,7 +630,7 @@ def evaluate(predictor: Predictor, data_dir=None, *, examples: int | None = None
     task = task_info(predictor.metadata)
     if task is None or task.test_data is None:
         raise ZooError(f"No evaluation recipe for task {predictor.metadata.get('task')!r}: add one to "
-                       "zoo.pretrained.TASKS.")
+                       "zoo.datasets (register_dataset) or zoo.pretrained.TRANSLATION_TASKS.")
     inputs, targets, class_names = task.test_data(predictor.metadata, data_dir)
     check = predictor.metadata.get("check", {})
     keep = check_subset(len(targets), examples if examples is not None else check.get("examples"))

@@ -95,7 +95,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
     config_file = run_dir / "config.json"
     config = json.loads(config_file.read_text()) if config_file.is_file() else {}
     specs = signature_specs(source)
-    kind = detect_kind(specs)
+    kind = run.get("kind") or detect_kind(specs)
     training = {k: config[k] for k in ("config", "resolved") if k in config}
     task = task_info({"task": run.get("task"), "training": training})
     metrics = run.get("metrics", {})
@@ -125,7 +125,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
                         "tests/test_pretrained.py, real_data marker"}
     else:
         check = {"metric": metric, "examples": None,
-                 "how": f"no evaluation recipe for task {run.get('task')!r} in zoo.pretrained.TASKS yet"}
+                 "how": f"no evaluation recipe for task {run.get('task')!r}: register its dataset (zoo.datasets)"}
     requires = sorted({"tensorflow", *run.get("requires", ())} | ({"tensorflow_text"} if needs_tensorflow_text(source)
                                                                     else set()))
     imports = "import tensorflow as tf" + ("; import tensorflow_text" if "tensorflow_text" in requires else "")
@@ -145,7 +145,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         "inputs": KIND_INPUTS[kind],
         "signatures": run.get("signatures"),
         "signature_specs": specs,
-        **{k: run[k] for k in ("input", "output", "sample_rate", "num_samples", "pair", "decoding", "max_source_tokens",
+        **{k: run[k] for k in ("recipe", "data", "input", "output", "sample_rate", "num_samples", "pair", "decoding", "max_source_tokens",
                                "truncation", "empty_input") if k in run},
         "preprocessing": run.get("preprocessing"),
         "model": run.get("model"),
@@ -257,7 +257,7 @@ def main(argv=None) -> Path:
           f"{card['parameters']:,} parameters, {size / 1e6:.1f} MB, requires {', '.join(card['requires'])}.")
     if not card["check"].get("examples"):
         print(f"note: {card['check']['how']}: the card names the dataset as the run recorded it, and the real-data "
-              "tests fail for this entry until zoo.pretrained.TASKS has a recipe for it.")
+              "tests fail for this entry until its dataset is registered (zoo.datasets).")
     return dest
 
 

@@ -28,6 +28,7 @@ from tasks.speech.commands import PRESETS as COMMANDS_PRESETS
 from zoo.recipes.audio import AUDIO, AudioConfig
 
 TASK = "speech.classify"
+RECIPE = AUDIO
 
 
 @dataclass

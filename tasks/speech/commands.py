@@ -32,6 +32,7 @@ from zoo.config import option
 from zoo.recipes.audio import AUDIO, AudioConfig
 
 TASK = "speech.commands"
+RECIPE = AUDIO
 
 
 @dataclass

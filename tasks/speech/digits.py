@@ -30,6 +30,7 @@ from zoo.config import option
 from zoo.recipes.audio import AUDIO, AudioConfig
 
 TASK = "speech.digits"
+RECIPE = AUDIO
 
 
 @dataclass

@@ -26,6 +26,7 @@ from tasks.text.sentiment import PRESETS as SENTIMENT_PRESETS
 from zoo.recipes.text import TEXT, TextConfig
 
 TASK = "text.classify"
+RECIPE = TEXT
 
 
 @dataclass

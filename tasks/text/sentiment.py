@@ -35,6 +35,7 @@ from zoo.config import option
 from zoo.recipes.text import TEXT, TextConfig, confident_mistakes, vocabularies  # noqa: F401 (re-exported)
 
 TASK = "text.sentiment"
+RECIPE = TEXT
 
 
 @dataclass

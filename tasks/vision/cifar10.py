@@ -27,6 +27,7 @@ from zoo.config import option
 from zoo.recipes.image import IMAGE, ImageConfig, tta_description  # noqa: F401 (tta_description re-exported)
 
 TASK = "vision.cifar10"
+RECIPE = IMAGE
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 

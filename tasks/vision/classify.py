@@ -28,6 +28,7 @@ from tasks.vision.cifar10 import PRESETS as CIFAR10_PRESETS
 from zoo.recipes.image import IMAGE, ImageConfig
 
 TASK = "vision.classify"
+RECIPE = IMAGE
 
 
 @dataclass

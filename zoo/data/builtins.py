@@ -29,7 +29,7 @@ def _validation_from_train(kind, x_train, y_train, x_test, y_test, class_names, 
 @register_dataset("cifar10", kind="image",
                   description="CIFAR-10: 50,000 training and 10,000 test images, 32x32 RGB, 10 classes",
                   license="distributed by its authors without a formal license; cite Krizhevsky (2009)",
-                  test_split="test split, 10,000 images (1,000 a class)")
+                  test_split="test split, 10,000 images (1,000 a class)", short="CIFAR-10", check_examples=2000)
 def cifar10(cfg) -> Splits:
     from zoo.data.images import load_cifar10
 
@@ -42,7 +42,7 @@ def cifar10(cfg) -> Splits:
                   description="IMDB Large Movie Review Dataset (Maas et al., 2011): 25,000 training and 25,000 test "
                               "reviews, positive or negative",
                   license="no explicit license; cite Maas et al. (2011)",
-                  test_split="test split, 25,000 reviews (half positive)")
+                  test_split="test split, 25,000 reviews (half positive)", short="IMDB reviews", check_examples=2000)
 def imdb(cfg) -> Splits:
     from zoo.data.text import load_imdb
 
@@ -53,7 +53,8 @@ def imdb(cfg) -> Splits:
 
 @register_dataset("speech_commands", kind="audio",
                   description="Speech Commands v0.02 (Warden, 2018), the 12-label set, split 80/10/10 by speaker",
-                  license="CC BY 4.0", test_split="the speaker-disjoint test split")
+                  license="CC BY 4.0", test_split="the speaker-disjoint test split (10% of the speakers)",
+                  short="Speech Commands v0.02, 12 labels")
 def speech_commands(cfg) -> Splits:
     from zoo.data.audio import load_speech_commands
 
@@ -63,7 +64,8 @@ def speech_commands(cfg) -> Splits:
 
 @register_dataset("fsdd", kind="audio",
                   description="Free Spoken Digit Dataset: 3,000 recordings of the digits 0-9 by 6 speakers, 8 kHz",
-                  license="CC BY-SA 4.0", test_split="the official test split: recordings with index 0-4, 300 clips")
+                  license="CC BY-SA 4.0", test_split="the official test split: recordings with index 0-4, 300 clips",
+                  short="FSDD")
 def fsdd(cfg) -> Splits:
     from zoo.data.audio import load_fsdd
 
