@@ -1,7 +1,7 @@
 """What the zoo holds: the registered builders with their arguments, the tasks with the data they
-read, and the pretrained entries with their test metric.
+read, the registered datasets and data sources, and the pretrained entries with their test metric.
 
-    python -m zoo.models              # all three
+    python -m zoo.models              # all four
     python -m zoo.models --json       # the same, for machines
 """
 
@@ -43,12 +43,25 @@ def data_layout(module) -> str:
 
 
 def tasks() -> dict:
-    """{task: {"presets": [...], "data": layout}} of every task module."""
+    """{task: {"presets": [...], "recipe": kind or None, "data": default --data or layout}} of
+    every task module."""
     out = {}
     for name in task_names():
         module = importlib.import_module(f"tasks.{name}")
-        out[name] = {"presets": list(getattr(module, "PRESETS", {})), "data": data_layout(module)}
+        recipe = getattr(module, "RECIPE", None)
+        default = getattr(module.Config(), "data", None) if recipe is not None else None
+        data = (f"--data {default} by default" if default else "--data required") if recipe else data_layout(module)
+        out[name] = {"presets": list(getattr(module, "PRESETS", {})), "recipe": recipe and recipe.kind, "data": data}
     return out
+
+
+def datasets() -> dict:
+    """{"registered": {name: {"kind", "description"}}, "sources": {kind: [what --data PATH reads]}}."""
+    from zoo.datasets import _SOURCES, get_dataset, list_datasets
+
+    return {"registered": {n: {"kind": get_dataset(n).kind, "description": get_dataset(n).description}
+                           for n in list_datasets()},
+            "sources": {kind: [name for name, _, _ in sources] for kind, sources in _SOURCES.items() if sources}}
 
 
 def pretrained() -> dict:
@@ -81,6 +94,11 @@ def format_catalog(catalog: dict) -> str:
     for name, info in catalog["tasks"].items():
         lines.append(f"  {name}: presets {', '.join(info['presets'])}")
         lines.append(f"    data: {info['data']}")
+    lines.append("\nDatasets (a task's --data NAME; or --data PATH, or --data tfds:NAME online):")
+    for name, info in catalog["datasets"]["registered"].items():
+        lines.append(f"  {name} ({info['kind']}): {info['description']}")
+    for kind, sources in catalog["datasets"]["sources"].items():
+        lines.append(f"  --data PATH for {kind} tasks: {'; '.join(sources)}")
     lines.append("\nPretrained entries (zoo.load(NAME), python -m zoo.predict NAME INPUT...):")
     for name, info in catalog["pretrained"].items():
         lines.append(f"  {name}: {info['task']}, {info['kind']}, {info['metric']} {value(info['value'])}")
@@ -98,6 +116,6 @@ def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(prog="python -m zoo.models", description=__doc__.split("\n")[0])
     parser.add_argument("--json", action="store_true", help="print one JSON document")
     args = parser.parse_args(argv)
-    catalog = {"builders": builders(), "tasks": tasks(), "pretrained": pretrained()}
+    catalog = {"builders": builders(), "tasks": tasks(), "datasets": datasets(), "pretrained": pretrained()}
     print(dumps_strict(catalog, indent=2, default=repr) if args.json else format_catalog(catalog))
     return catalog
