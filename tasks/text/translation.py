@@ -38,7 +38,7 @@ from pathlib import Path
 from zoo.cli import dumps_strict
 from zoo.config import TrainConfig, option, parse_config
 from zoo.data import subset_indices
-from zoo.data.translation import PAIRS
+from zoo.data.translation import DATASET_PAIRS, PAIRS
 from zoo.errors import ZooError
 
 TASK = "text.translation"
@@ -46,6 +46,9 @@ TASK = "text.translation"
 
 @dataclass
 class Config(TrainConfig):
+    data: typing.Optional[str] = option(None, "the corpus: a registered one (tatoeba: --pair spa-eng, multi30k: "
+                                              "--pair de-en), a source<TAB>target file (as --tsv) or tfds:NAME "
+                                              "(as --tfds); default: the corpus of --pair")
     pair: str = option("spa-eng", "language pair (source-target)", tuple(PAIRS))
     tsv: typing.Optional[str] = option(None, "train on this source<TAB>target file instead (split by source hash)")
     tfds: typing.Optional[str] = option(None, "train on this TFDS translation dataset instead (needs a network)")
@@ -74,6 +77,16 @@ class Config(TrainConfig):
     test_split: float = option(0.05, "TSV corpora: fraction of source sentences held out for testing", ge=0, lt=1)
     weights: typing.Optional[str] = option(None, "start from these .weights.h5 (with --epochs 0: evaluate and "
                                                  "export only); vocabularies are read from the same directory")
+
+    def __post_init__(self):
+        super().__post_init__()
+        # --data, the recipes' flag, in the translation task's own terms.
+        if self.data in DATASET_PAIRS:
+            self.pair = DATASET_PAIRS[self.data]
+        elif self.data and self.data.startswith("tfds:"):
+            self.tfds = self.data.removeprefix("tfds:")
+        elif self.data:
+            self.tsv = self.data
 
 
 _RECIPE = dict(optimizer="adam", learning_rate=2e-3, clipnorm=1.0, schedule="cosine", warmup_epochs=0.5,

@@ -24,6 +24,8 @@ PAIRS = {
     "de-en": ("multi30k", "de", "en"),
     "en-de": ("multi30k", "en", "de"),
 }
+# The registered translation datasets (zoo.datasets) and the language pair each is read as.
+DATASET_PAIRS = {"tatoeba": "spa-eng", "multi30k": "de-en"}
 ANKI_FILE = Path("anki") / "spa-eng.tsv"
 ANKI_COLUMNS = {"eng": 0, "spa": 1}
 MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
