@@ -220,7 +220,8 @@ def test_random_search_end_to_end(tmp_path, cifar_bin, monkeypatch):
     from tasks.vision import cifar10
 
     loads = []
-    monkeypatch.setattr(cifar10, "load_data", lambda cfg: loads.append(1) or cifar10.load_cifar10(cfg.data_dir))
+    real = cifar10.load_data
+    monkeypatch.setattr(cifar10, "load_data", lambda cfg: loads.append(1) or real(cfg))
     d = tmp_path / "search"
     argv = [*IN_PROCESS, "--tuner", "random", "--max-trials", 2, "--max-epochs", 1, "--subset", 0.5,
             "--data-dir", cifar_bin.path, "--directory", d]
@@ -383,6 +384,23 @@ def test_a_killed_search_resumes(tmp_path, make_cifar_bin, capfd):
 
 
 @pytest.mark.slow
+def test_without_fixes_trial_0_is_the_configuration_as_given(tmp_path, cifar_bin):
+    d = tmp_path / "search"
+    argv = ["vision.cifar10", "--preset", "seed", "--momentum", "0.8", *TASK_FLAGS, "--in-process",
+            "--tuner", "random", "--max-trials", 2, "--max-epochs", 1, "--data-dir", cifar_bin.path, "--directory", d]
+    result, _ = run_search(argv)
+    config = json.loads((d / "trial_0" / "config.json").read_text())
+    # The preset and flags, nothing drawn: seed_cnn (the search space's default is airbench), its learning rate.
+    assert (config["config"]["model"], config["config"]["learning_rate"], config["config"]["momentum"]) == \
+        ("seed_cnn", 0.001, 0.8)
+    assert "--model" not in config["command"].split()
+    assert json.loads((d / "trial_1" / "config.json").read_text())["command"].count("--model ") == 1
+    assert "| 0 |" in (d / "results.md").read_text().split("configuration as given")[0].splitlines()[-1]
+    assert result["trials"][0]["as_given"] and not result["trials"][1]["as_given"]
+    if result["best"]["trial_id"] == "0":
+        assert result["best"]["overrides"] == {} and result["best"]["as_given"]
+
+
 def test_hyperband_continues_the_best_trials(tmp_path, cifar_bin):
     d = tmp_path / "search"
     # max-epochs 3: a bracket of three 1-epoch trials whose best goes on to 3 epochs, then one of 3-epoch trials.

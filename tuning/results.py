@@ -34,7 +34,10 @@ def collect(oracle, directory) -> list:
             "trial_id": trial_id, "status": trial.status, "score": trial.score,
             "epochs": history[-1]["epoch"] + 1 if history else None, "wall_time_s": record.get("wall_time_s"),
             "tuner_id": record.get("tuner_id"), "continues": record.get("continues"),
-            "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")},
+            # The trial of the configuration as given ran none of its drawn values: it shows none.
+            "hyperparameters": {} if trial.hyperparameters.values.get("as_given") else
+            {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")},
+            "as_given": bool(trial.hyperparameters.values.get("as_given")),
         })
     return rows
 
@@ -78,6 +81,7 @@ def write_table(rows, directory, objective) -> str:
         score = f"**{score}**" if r["trial_id"] == best else score
         wall = f"{r['wall_time_s']:.0f} s" if _finite(r["wall_time_s"]) else "-"
         hps = ", ".join(f"{k}={_format(v)}" for k, v in sorted(r["hyperparameters"].items()))
+        hps = "the configuration as given (preset and flags)" if r.get("as_given") else hps
         lines.append(f"| {r['trial_id']} | {score} | {r['epochs'] or '-'} | {wall} | {r['tuner_id'] or '-'} "
                      f"| {r['status'].lower()} | {hps} |")
     text = "\n".join(lines) + "\n"
@@ -92,7 +96,9 @@ def write_best(directory, trial, objective, *, task, overrides, command, search_
     best = {
         "task": task, "objective": {"name": objective.name, "direction": objective.direction},
         "score": trial.score, "trial_id": trial.trial_id,
-        "hyperparameters": {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")},
+        "hyperparameters": {} if trial.hyperparameters.values.get("as_given") else
+        {k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")},
+        "as_given": bool(trial.hyperparameters.values.get("as_given")),
         "overrides": json.loads(json.dumps(overrides)), "command": command, "search_command": search_command,
     }
     if retrain is not None:

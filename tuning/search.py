@@ -12,7 +12,9 @@ Runs a Hyperband, random or Bayesian search over the settings a task declares in
 The flags below are the search's (`--help`); every other flag is the task's own (`--preset`,
 `--data-dir`, `--precision`...) and sets the configuration the trials start from, as on the task's
 command line; `--epochs` there is the length of the `--retrain-best` run. Pin a searched setting
-with `--fix NAME=VALUE` (a KerasTuner `hp.Fixed`).
+with `--fix NAME=VALUE` (a KerasTuner `hp.Fixed`). Without `--fix`, trial 0 trains the configuration
+as given (the preset and the task flags, nothing drawn), so the best result a search reports is
+never worse than the recipe it started from.
 
 Each trial runs in a process of its own (`--in-process` runs them in this one), which reads the
 data this process loaded once. Killing a search and running the same command again resumes it:
@@ -68,6 +70,10 @@ from zoo.train import changed_settings, finished_run, fit, setup_run
 ROOT = Path(__file__).resolve().parents[1]
 HOOKS = ("search_space", "load_data", "train_size", "build_trial")
 DEFAULT_OBJECTIVE = ("val_accuracy", "max")
+# Marks the trial that trains the configuration the search was given (the preset and the task
+# flags) with no searched setting applied: trial 0, and the Hyperband rounds that continue it
+# (they copy its values). So the best result a search reports is never worse than that recipe's.
+AS_GIVEN = "as_given"
 # Trials write neither TensorBoard logs nor SavedModels unless the task flags ask for them.
 TRIAL_DEFAULTS = ["--no-tensorboard", "--no-export"]
 
@@ -215,8 +221,12 @@ class TaskHyperModel(kt.HyperModel):
         self.trial_dir = None  # set by train_trial for each trial
         self._trial = None
 
+    def overrides(self, hp) -> dict:
+        """The config overrides of `hp`: none for the trial of the configuration as given."""
+        return {} if hp.values.get(AS_GIVEN) else self.task.search_space(hp)
+
     def overrides_argv(self, hp) -> list:
-        return to_argv(self.task.search_space(hp))
+        return to_argv(self.overrides(hp))
 
     def trial_argv(self, hp, trial_dir) -> list:
         """The task command line of a trial: `python -m tasks.<task> ARGV` is the same run."""
@@ -340,11 +350,14 @@ class _TaskTrials:
     data_file = None  # (path, sha256) of the data, written once for the trials' processes
     deadline = None  # time.monotonic() after which no trial starts
     report = None  # called with the tuner after each trial
+    as_given_first = False  # trial 0 trains the configuration as given (no --fix: see AS_GIVEN)
     _asked = False
 
     def run_trial(self, trial, *args, callbacks=(), **kwargs):
         hp = trial.hyperparameters
         previous = hp.values.get("tuner/trial_id")
+        if self.as_given_first and int(trial.trial_id) == 0 and previous is None:
+            hp.values[AS_GIVEN] = True  # saved with the trial; Hyperband's continuations copy it
         job = dict(trial_dir=self.get_trial_dir(trial.trial_id), checkpoint=self._checkpoint(trial.trial_id),
                    previous=self._checkpoint(previous) if previous else None,
                    initial_epoch=hp.values.get("tuner/initial_epoch", 0), callbacks=copy.deepcopy(list(callbacks)))
@@ -513,6 +526,9 @@ def main(argv=None, *, callbacks=()) -> dict:
         tuner.oracle.max_trials = args.max_trials
     else:
         tuner = TUNERS[args.tuner](max_trials=args.max_trials, **tuner_kwargs)
+    # Without --fix, trial 0 is the preset and flags as given; with it, the search space's defaults
+    # and the fixed values (the preset would not honour the fixes).
+    tuner.as_given_first = not args.fix
     command = shlex.join(["python", "-m", "tuning.search", *(sys.argv[1:] if argv is None else argv)])
     if not worker:
         directory.mkdir(parents=True, exist_ok=True)  # KerasTuner's --overwrite removed it
@@ -551,7 +567,7 @@ def main(argv=None, *, callbacks=()) -> dict:
     best = results.best_trial(tuner.oracle)
     summary = {"directory": str(directory), "trials": rows, "best": None}
     if best is not None:
-        overrides = task.search_space(best.hyperparameters)
+        overrides = hypermodel.overrides(best.hyperparameters)
         summary["best"] = results.write_best(
             directory, best, objective, task=task.TASK, overrides=overrides, search_command=command,
             command=shlex.join(["python", "-m", f"tasks.{task.TASK}", *task_argv, *to_argv(overrides)]))
