@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.data import DataError, Split, Splits, make_splits, stratified_split, train_val_split
+from zoo.data import DataError, Split, Splits, stratified_split, train_val_split
 from zoo.datasets import register_dataset, register_source
 
 # --- built-in classification datasets -----------------------------------------------------------
@@ -174,11 +174,9 @@ def load_tfds(name: str, kind: str, cfg) -> Splits:
         assignment = stratified_split(y, cfg.validation_split if "validation" in missing else 0.0,
                                       cfg.test_split if "test" in missing else 0.0, cfg.seed)
         notes.append(f"{' and '.join(missing)} drawn from train (stratified)")
-        drawn = make_splits(kind, x, y, assignment, class_names, f"tfds:{name}")
-        x, y = drawn.train.x, drawn.train.labels
         for s in missing:
-            part = getattr(drawn, s)
-            arrays[s] = (part.x, part.labels)
+            arrays[s] = (x[assignment == s], y[assignment == s])
+        x, y = x[assignment == "train"], y[assignment == "train"]
     return Splits(kind, Split(x, y), Split(*arrays["validation"]), Split(*arrays["test"]), class_names,
                   f"tfds:{name}", spec=spec, notes=notes)
 
