@@ -30,7 +30,8 @@ from tuning.results import importance
 from zoo.config import parse_config, to_argv
 from zoo.errors import ZooError
 
-TASKS = ("vision.cifar10", "speech.commands", "speech.digits", "text.sentiment", "text.translation")
+TASKS = ("vision.cifar10", "vision.classify", "speech.commands", "speech.digits", "speech.classify", "text.sentiment",
+         "text.classify", "text.translation")
 TASK_FLAGS = ["--precision", "float32", "--jit-compile", "false", "--verbose", "0"]
 CIFAR = ["vision.cifar10", "--fix", "model=seed_cnn", "--fix", "batch_size=128", *TASK_FLAGS]
 IN_PROCESS = [*CIFAR, "--in-process"]  # quicker; the slow tests run trials in their own processes
