@@ -240,3 +240,137 @@ def test_one_class_folder_and_a_folder_of_nothing(tmp_path):
         load_text_dataset(tmp_path / "empty")
     with pytest.raises(DataError, match=r"missing: no such file or folder"):
         load_text_dataset(tmp_path / "missing")
+
+
+# --- N-class serving ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def topic_entry(tmp_path_factory):
+    """A 3-class embedding + pooling model over the toy corpus, exported with
+    `text_classifier_serving`, with a manifest; and the Keras model's own probabilities. Training
+    and export take seconds: the tests that use it are marked slow."""
+    import keras
+    import tensorflow as tf
+
+    from zoo.export import export_saved_model
+    from zoo.safety import write_manifest
+    from zoo.text import Tokenizer, build_vocabulary, text_classifier_serving, text_serving_metadata
+
+    keras.utils.set_random_seed(0)
+    root = tmp_path_factory.mktemp("topics")
+    data = load_text_dataset(write_folders(root / "data", splits=(("", 12),)), validation_split=0, test_split=0.25)
+    tokenizer = Tokenizer(build_vocabulary(data.train.x, vocab_size=32), max_length=8)
+    inputs = keras.Input((None,), dtype="int32")
+    x = keras.layers.Embedding(tokenizer.vocab_size, 8, mask_zero=True)(inputs)
+    logits = keras.layers.Dense(3)(keras.layers.GlobalAveragePooling1D()(x))
+    model = keras.Model(inputs, logits)
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(tokenizer.dense(tf.constant(list(data.train.x))), data.train.labels, epochs=10, verbose=0)
+    test_texts = [t.decode() for t in data.test.x]
+    expected = keras.ops.convert_to_numpy(keras.ops.softmax(model(tokenizer.dense(tf.constant(test_texts)))))
+    path = root / "saved_model"
+    export_saved_model(model, path, **text_classifier_serving(model, tokenizer, CLASS_NAMES), metadata={
+        "task": "text.toy_topics", "class_names": list(CLASS_NAMES), "dataset": str(data.source),
+        "metrics": {"test_accuracy": float(np.mean(expected.argmax(1) == data.test.labels)), "test_examples": 9},
+        "requires": ["tensorflow", "tensorflow_text"], **text_serving_metadata(tokenizer, CLASS_NAMES)})
+    write_manifest(path)
+    return {"path": path, "texts": test_texts, "labels": data.test.labels, "expected": expected, "model": model,
+            "tokenizer": tokenizer}
+
+
+@pytest.mark.slow
+def test_the_saved_model_serves_probabilities_over_three_classes(topic_entry):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401  (the normalization ops the graph uses)
+
+    loaded = tf.saved_model.load(str(topic_entry["path"]))
+    for name in ("serve", "serving_default"):
+        out = loaded.signatures[name](texts=tf.constant(topic_entry["texts"]))
+        p, label = out["probabilities"].numpy(), out["label"].numpy().astype(str)
+        assert p.shape == (len(topic_entry["texts"]), 3) and p.dtype == np.float32
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+        np.testing.assert_allclose(p, topic_entry["expected"], atol=1e-5)
+        assert list(label) == [CLASS_NAMES[i] for i in p.argmax(axis=1)]
+    card = json.loads((topic_entry["path"] / "metadata.json").read_text())
+    assert set(card["signatures"]) == {"serve", "serving_default"}
+    assert card["signatures"]["serve"]["outputs"]["probabilities"].startswith("float32[None, 3]")
+    assert card["preprocessing"]["vocab_size"] == topic_entry["tokenizer"].vocab_size
+    assert (card["preprocessing"]["padding_id"], card["preprocessing"]["out_of_vocabulary_id"]) == (0, 1)
+
+
+@pytest.mark.slow
+def test_zoo_load_predicts_and_evaluates_three_classes(topic_entry, monkeypatch):
+    from zoo.pretrained import TASKS, TaskInfo, TextClassifier, evaluate, load
+
+    model = load(topic_entry["path"])
+    assert isinstance(model, TextClassifier) and model.labels == list(CLASS_NAMES)
+    p = model.probabilities(topic_entry["texts"])
+    assert p.shape == (len(topic_entry["texts"]), 3)
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(p, topic_entry["expected"], atol=1e-5)
+    results = model.predict(topic_entry["texts"])
+    assert [r["label"] for r in results] == [CLASS_NAMES[i] for i in p.argmax(axis=1)]
+    assert all(len(r["top_k"]) == 3 for r in results)
+
+    def test_data(card, data_dir):
+        return np.array(topic_entry["texts"], dtype=object), topic_entry["labels"], CLASS_NAMES
+
+    monkeypatch.setitem(TASKS, "text.toy_topics", TaskInfo(short="toy", dataset="toy", test_split="toy",
+                                                           license="none", test_data=test_data))
+    result = evaluate(model)
+    assert result["value"] == pytest.approx(np.mean(topic_entry["expected"].argmax(1) == topic_entry["labels"]))
+    assert result["examples"] == result["of"] == len(topic_entry["labels"])
+
+
+@pytest.mark.slow
+def test_publish_records_the_text_classifier_and_its_signatures(topic_entry, tmp_path):
+    from zoo.publish import publish
+
+    entry = publish(topic_entry["path"], "toy_topics", models_dir=tmp_path)
+    card = json.loads((entry / "metadata.json").read_text())
+    assert (card["kind"], card["labels"]) == ("text_classifier", list(CLASS_NAMES))
+    assert card["signatures"]["serve"]["outputs"]["label"].startswith("string[None]")
+    assert card["signature_specs"]["serve"]["outputs"]["probabilities"]["shape"] == [None, 3]
+
+
+@pytest.mark.slow
+def test_serving_refuses_a_model_whose_outputs_are_not_the_classes(topic_entry):
+    from zoo.text import text_classifier_serving
+
+    with pytest.raises(ValueError, match=r"The model has 3 outputs but there are 2 class_names"):
+        text_classifier_serving(topic_entry["model"], topic_entry["tokenizer"], ("a", "b"))
+
+
+def test_the_shipped_binary_entry_still_gives_two_probabilities():
+    from zoo.pretrained import load
+
+    model = load(REPO / "saved_models" / "imdb_sentiment")
+    reviews = ["A wonderful film, GREAT actors.", "An awful, boring film.", "hola"]
+    p = model.probabilities(reviews)
+    assert p.shape == (3, 2) and model.labels == ["neg", "pos"]
+    np.testing.assert_allclose(p.sum(axis=1), 1.0, atol=1e-6)
+    np.testing.assert_allclose(p[:, 1], model.outputs(reviews)["probability"], atol=1e-7)
+    assert [r["label"] for r in model.predict(reviews[:2])] == ["pos", "neg"]
+
+
+def test_an_old_single_probability_export_of_three_classes_is_refused(tmp_path):
+    import tensorflow as tf
+
+    from zoo.errors import ZooError
+    from zoo.pretrained import load
+    from zoo.safety import write_manifest
+
+    class LastClassOnly(tf.Module):  # what the export served before `probabilities`
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="texts")])
+        def serve(self, texts):
+            p = tf.fill(tf.shape(texts), 0.5)
+            return {"probability": p, "label": tf.fill(tf.shape(texts), "spam")}
+
+    module = LastClassOnly()
+    tf.saved_model.save(module, str(tmp_path / "m"), signatures={"serve": module.serve})
+    (tmp_path / "m" / "metadata.json").write_text(json.dumps({"class_names": list(CLASS_NAMES)}))
+    write_manifest(tmp_path / "m")
+    with pytest.raises(ZooError, match=r"m: its `serve` returns the probability of one of 3 classes only; export it "
+                                       "again"):
+        load(tmp_path / "m").probabilities(["a tin"])
