@@ -181,8 +181,8 @@ def signature_specs(path) -> dict:
 
 def detect_kind(specs) -> str:
     """What a SavedModel does, from its `serve` signature: `image_classifier` (uint8 images in),
-    `audio_classifier` (with `serve_wav`), `text_classifier` (strings in, `probability` out) or
-    `translator` (strings in, strings out)."""
+    `audio_classifier` (with `serve_wav`), `text_classifier` (strings in, `probabilities` or, before
+    those, `probability` out) or `translator` (strings in, strings out)."""
     serve = specs.get("serve") or specs.get("serving_default")
     if serve and len(serve["inputs"]) == 1:
         (x,) = serve["inputs"].values()
@@ -191,7 +191,7 @@ def detect_kind(specs) -> str:
             return "image_classifier"
         if "serve_wav" in specs and x["dtype"] == "float32":
             return "audio_classifier"
-        if x["dtype"] == "string" and "probability" in outputs and "label" in outputs:
+        if x["dtype"] == "string" and {"probabilities", "probability"} & set(outputs) and "label" in outputs:
             return "text_classifier"
         if x["dtype"] == "string" and [o["dtype"] for o in outputs.values()] == ["string"]:
             return "translator"
@@ -412,7 +412,8 @@ def _texts(inputs, name) -> np.ndarray:
 
 
 class TextClassifier(Classifier):
-    """Texts in (str or UTF-8 bytes); `serve` returns the probability of the last label."""
+    """Texts in (str or UTF-8 bytes); `serve` returns `probabilities` over the labels (entries
+    exported before that return the `probability` of the last of two labels)."""
 
     kind = "text_classifier"
 
@@ -420,7 +421,14 @@ class TextClassifier(Classifier):
         return self.call("serve", _texts(inputs, self.name))
 
     def probabilities(self, inputs) -> np.ndarray:
-        p = self.outputs(inputs)["probability"].astype(np.float32)
+        out = self.outputs(inputs)
+        if "probabilities" in out:
+            return out["probabilities"].astype(np.float32)
+        if len(self.labels) > 2:
+            # Such an export (a --text-folder of 3+ classes) kept only the last class's probability.
+            raise ZooError(f"{self.name}: its `serve` returns the probability of one of {len(self.labels)} classes "
+                           "only; export it again to serve `probabilities` over all of them.")
+        p = out["probability"].astype(np.float32)
         return np.stack([1 - p, p], axis=1)
 
     def example(self):

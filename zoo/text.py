@@ -1,4 +1,5 @@
-"""In-graph text normalization shared by the text tasks (sentiment, translation).
+"""In-graph text normalization and tokenization shared by the text tasks (classification,
+translation), and the serving signature of text classifiers.
 
 TensorFlow-only code (tf.strings and tensorflow-text ops), so that the exported SavedModels do
 the same preprocessing as training. A SavedModel that uses these ops needs
@@ -159,3 +160,65 @@ class Tokenizer:
             out += [row for row in batch.numpy()]
             bar.add(batch.shape[0])
         return out
+
+
+# --- serving: raw strings in, probabilities over the classes and the label out ------------------
+
+NORMALIZATION = "UTF-8 repair, NFKC case folding, markup stripped, punctuation split"
+
+
+def text_classifier_serving(model, tokenizer: Tokenizer, class_names) -> dict:
+    """The keyword arguments of `zoo.export.export_saved_model` for a text classifier:
+    `serve` (also `serving_default`) takes `string[None]` raw texts and returns
+    `{"probabilities": float32[None, num_classes], "label": string[None]}`, the tokenizer
+    inside the graph. Two classes are no special case.
+
+    Args:
+        model: a Keras model from token ids (`tokenizer.dense`) to logits over `class_names`.
+        tokenizer: the `Tokenizer` the model was trained with; its tables are stored with the model.
+        class_names: the name of each class, in the order of the model's logits.
+
+    Raises:
+        ValueError: the model's output does not have one logit a class.
+    """
+    import keras
+    import tensorflow as tf
+
+    class_names = [str(c) for c in class_names]
+    try:
+        outputs = model.output_shape[-1]
+    except (AttributeError, ValueError):  # a subclassed model not yet called
+        outputs = None
+    if outputs is not None and outputs != len(class_names):
+        raise ValueError(f"The model has {outputs} outputs but there are {len(class_names)} class_names. "
+                         f"Received: class_names={class_names}")
+    names = tf.constant(class_names)
+
+    def serve(texts):
+        logits = model(tokenizer.dense(texts), training=False)
+        p = keras.ops.softmax(tf.cast(logits, tf.float32), axis=-1)
+        return {"probabilities": p, "label": tf.gather(names, tf.argmax(p, axis=1))}
+
+    return {"input_signature": [tf.TensorSpec([None], tf.string, name="texts")], "serve_fn": serve,
+            "track": [tokenizer.module]}
+
+
+def text_serving_metadata(tokenizer: Tokenizer, class_names) -> dict:
+    """What a text classifier's model card says about its serving, to merge into the metadata of
+    `export_saved_model`: `signatures` (name -> inputs and outputs) and `preprocessing` (what
+    the graph does to a raw text; the tokenizer's settings and its padding and OOV ids).
+
+    Args:
+        tokenizer: the `Tokenizer` of `text_classifier_serving`.
+        class_names: the classes, in the order of the probabilities.
+    """
+    class_names = [str(c) for c in class_names]
+    signature = {"inputs": {"texts": "string[None], raw UTF-8 texts"},
+                 "outputs": {"probabilities": f"float32[None, {len(class_names)}], one a class, in the order of "
+                                              "class_names",
+                             "label": "string[None], the most probable class"}}
+    return {"signatures": {"serve": signature, "serving_default": signature},
+            "preprocessing": {"normalization": NORMALIZATION, "vocab_size": tokenizer.vocab_size,
+                              "bigram_vocab_size": tokenizer.bigram_vocab_size, "max_length": tokenizer.max_length,
+                              "truncate": tokenizer.truncate, "max_chars": tokenizer.max_chars,
+                              "out_of_vocabulary_id": OOV_ID, "padding_id": PAD_ID}}
