@@ -301,7 +301,8 @@ def test_the_saved_model_serves_probabilities_over_three_classes(topic_entry):
 
 @pytest.mark.slow
 def test_zoo_load_predicts_and_evaluates_three_classes(topic_entry, monkeypatch):
-    from zoo.pretrained import TASKS, TaskInfo, TextClassifier, evaluate, load
+    import zoo.pretrained
+    from zoo.pretrained import TaskInfo, TextClassifier, evaluate, load
 
     model = load(topic_entry["path"])
     assert isinstance(model, TextClassifier) and model.labels == list(CLASS_NAMES)
@@ -316,8 +317,8 @@ def test_zoo_load_predicts_and_evaluates_three_classes(topic_entry, monkeypatch)
     def test_data(card, data_dir):
         return np.array(topic_entry["texts"], dtype=object), topic_entry["labels"], CLASS_NAMES
 
-    monkeypatch.setitem(TASKS, "text.toy_topics", TaskInfo(short="toy", dataset="toy", test_split="toy",
-                                                           license="none", test_data=test_data))
+    info = TaskInfo(short="toy", dataset="toy", test_split="toy", license="none", test_data=test_data)
+    monkeypatch.setattr(zoo.pretrained, "task_info", lambda card: info)
     result = evaluate(model)
     assert result["value"] == pytest.approx(np.mean(topic_entry["expected"].argmax(1) == topic_entry["labels"]))
     assert result["examples"] == result["of"] == len(topic_entry["labels"])
