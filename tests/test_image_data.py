@@ -181,13 +181,14 @@ def test_one_class(tmp_path, layout):
     assert str(e.value) == f"{folder}: one class folder (blue/); a classifier needs two or more."
 
 
-@pytest.mark.parametrize("damage", ["header", "body"])
+@pytest.mark.parametrize("damage", ["header", "body", "jpeg header"])
 def test_an_undecodable_file_is_named(tmp_path, damage):
     tmp_path = tmp_path / "data"  # beside the test's image cache, not holding it
     mixed_folder(tmp_path)
     bad = tmp_path / "green" / "03.png"
     contents = save(bad, np.zeros((30, 30, 3), np.uint8)).read_bytes()
-    bad.write_bytes(b"not an image at all" if damage == "header" else contents[:40] + bytes(200))
+    bad.write_bytes({"header": b"not an image at all", "body": contents[:40] + bytes(200),
+                     "jpeg header": b"\xff\xd8\xff\xe0" + bytes(60)}[damage])
     with pytest.raises(DataError, match="not a decodable image") as e:
         load_image_dataset(tmp_path)
     assert str(e.value).startswith(f"{bad}: ")

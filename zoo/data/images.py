@@ -292,6 +292,7 @@ def _split_folders(path, validation_split, test_split, seed):
 # Header fields: height, width, format, colour. Formats and colours are indices into these.
 _FORMATS = ("PNG", "JPEG", "GIF", "BMP")
 _COLOURS = ("RGB", "grayscale", "palette", "RGBA", "CMYK")
+_HEADER_BATCH = 256
 
 
 def _read_headers(files) -> np.ndarray:
@@ -314,16 +315,19 @@ def _headers(files):
         return image_header_size(contents), tf.strings.substr(contents, 0, 32), components
 
     ds = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
-    ds = ds.map(header, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    # Batched: a header takes microseconds, handing elements to Python one by one a millisecond.
+    ds = ds.map(header, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(_HEADER_BATCH)
     out = np.zeros((len(files), 4), dtype="int64")
-    i = 0
+    start = 0  # a failing file is in the batch that starts here
     try:
-        for i, (size, head, components) in enumerate(ds.as_numpy_iterator()):
-            if size[0] < 0 or size[0] * size[1] > MAX_IMAGE_PIXELS:
-                check_image_header(Path(files[i]).read_bytes(), files[i])  # raises, naming the file
-            out[i] = (*size, *_format_and_colour(head, int(components)))
+        for sizes, heads, components in ds.as_numpy_iterator():
+            for i, (size, head, c) in enumerate(zip(sizes, heads, components), start):
+                if size[0] < 0 or size[0] * size[1] > MAX_IMAGE_PIXELS:
+                    check_image_header(Path(files[i]).read_bytes(), files[i])  # raises, naming the file
+                out[i] = (*size, *_format_and_colour(head, int(c)))
+            start += len(sizes)
     except tf.errors.OpError:
-        raise DataError(f"{_first_undecodable(files, i)}: not a decodable image.") from None
+        raise DataError(f"{_first_undecodable(files, start)}: not a decodable image.") from None
     return out
 
 
