@@ -247,8 +247,12 @@ class Classifier(Predictor):
         return list(self.metadata.get("labels") or self.metadata.get("class_names") or [])
 
     def probabilities(self, inputs) -> np.ndarray:
-        """`float32[len(inputs), len(labels)]`."""
-        (probs,) = self.outputs(inputs).values()
+        """`float32[len(inputs), len(labels)]`: the `probabilities` output of a signature with
+        several (`probabilities`, `label`), else its only one."""
+        out = self.outputs(inputs)
+        if "probabilities" in out:
+            return out["probabilities"]
+        (probs,) = out.values()
         return probs
 
     def predict(self, inputs, *, top_k: int = TOP_K) -> list[dict]:
@@ -275,11 +279,12 @@ def _read_file(path) -> bytes:
 
 def read_image(path, size) -> np.ndarray:
     """An image file (PNG, JPEG, GIF or BMP) -> `uint8[height, width, 3]` RGB at `size`
-    (height, width): centre-cropped to that aspect ratio, then resized with antialiasing. A file
-    whose header declares more than `zoo.images.MAX_IMAGE_PIXELS` pixels is refused undecoded."""
+    (height, width), by `zoo.images.resize_to`: centre-cropped to that aspect ratio, then resized
+    with antialiasing. A file whose header declares more than `zoo.images.MAX_IMAGE_PIXELS` pixels
+    is refused undecoded."""
     import tensorflow as tf
 
-    from zoo.images import check_image_header
+    from zoo.images import check_image_header, resize_to
 
     contents = _read_file(path)
     check_image_header(contents, path)
@@ -287,13 +292,7 @@ def read_image(path, size) -> np.ndarray:
         image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError:
         raise DataError(f"{path}: not a decodable image (PNG, JPEG, GIF or BMP).") from None
-    h, w = image.shape[0], image.shape[1]
-    if (h, w) != tuple(size):
-        scale = min(h / size[0], w / size[1])
-        ch, cw = round(size[0] * scale), round(size[1] * scale)
-        image = image[(h - ch) // 2:(h - ch) // 2 + ch, (w - cw) // 2:(w - cw) // 2 + cw]
-        image = tf.image.resize(image, size, method="bilinear", antialias=True)
-    return np.clip(np.round(np.asarray(image, dtype=np.float32)), 0, 255).astype(np.uint8)
+    return resize_to(image, size).numpy()
 
 
 def read_wav(path) -> bytes:
@@ -329,8 +328,10 @@ def check_wav(contents: bytes, name) -> bytes:
 
 
 class ImageClassifier(Classifier):
-    """Images in: file paths (decoded, centre-cropped and resized to the model's size) or
-    `uint8[N, height, width, 3]` arrays (one image `[height, width, 3]` also works)."""
+    """Images in: file paths (decoded, centre-cropped and resized to the model's size) or uint8
+    RGB arrays of any size, `[N, height, width, 3]` or one `[height, width, 3]` (or a list of them),
+    resized the same way (`zoo.images.resize_to`): inside the graph by `serve_any_size` where the
+    entry has it, else here before `serve`."""
 
     kind = "image_classifier"
 
@@ -340,19 +341,38 @@ class ImageClassifier(Classifier):
         return tuple(x["shape"][1:3])
 
     def prepare(self, inputs) -> np.ndarray:
+        """A uint8 batch `[N, height, width, 3]`: at the model's size, or one other size for all
+        (a batch of arrays as given, which `outputs` resizes)."""
         if isinstance(inputs, np.ndarray) and inputs.ndim in (3, 4):
             images = inputs[None] if inputs.ndim == 3 else inputs
         else:
-            images = np.stack([read_image(x, self.image_size) if isinstance(x, (str, os.PathLike)) else np.asarray(x)
-                               for x in _as_list(inputs, (str, os.PathLike))])
-        if images.dtype != np.uint8 or images.shape[1:] != (*self.image_size, 3):
+            items = [read_image(x, self.image_size) if isinstance(x, (str, os.PathLike)) else np.asarray(x)
+                     for x in _as_list(inputs, (str, os.PathLike))]
+            if len({x.shape for x in items}) > 1:  # arrays of several sizes: each to the model's
+                items = [self.resize(x) for x in items]
+            images = np.stack(items)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
             raise ZooError(f"{self.name} takes uint8 RGB images of {self.image_size[0]}x{self.image_size[1]} "
-                           f"(0-255); received {images.dtype}{list(images.shape)}. Pass file paths to have them "
-                           "resized.")
+                           f"(0-255); received {images.dtype}{list(images.shape)}. Other sizes are resized; pass "
+                           "file paths to have them decoded.")
         return images
 
+    def resize(self, images) -> np.ndarray:
+        """uint8 images (one, or a batch of one size) at the model's size, by `zoo.images.resize_to`."""
+        from zoo.images import resize_to
+
+        images = np.asarray(images)
+        if images.dtype != np.uint8 or images.ndim not in (3, 4) or images.shape[-1] != 3:
+            return images  # refused, with the shape received, by prepare
+        return resize_to(images, self.image_size).numpy()
+
     def outputs(self, inputs) -> dict:
-        return self.call("serve", self.prepare(inputs))
+        images = self.prepare(inputs)
+        if images.shape[1:3] == self.image_size:
+            return self.call("serve", images)
+        if "serve_any_size" in self.specs and not isinstance(self.model, LiteModel):
+            return self.call("serve_any_size", images)
+        return self.call("serve", self.resize(images))
 
     def example(self):
         return np.random.default_rng(0).integers(0, 256, (1, *self.image_size, 3), dtype=np.uint8)

@@ -64,6 +64,8 @@ ALLOWED_OPS = frozenset({
     "Relu", "Sigmoid", "Softmax", "Tanh",
     # signal processing (the log-mel front end) and WAV decoding from bytes
     "DecodeWav", "RFFT",
+    # images: header reads (Add joins strings there), decoding from bytes, resizing (zoo.images.image_serving)
+    "Add", "DecodeImage", "DecodeRaw", "ExtractJpegShape", "ScaleAndTranslate",
     # control flow, function calls, lists, assertions
     "Assert", "If", "NoOp", "PartitionedCall", "Placeholder", "StatefulPartitionedCall", "StatelessIf",
     "StatelessWhile", "TensorListFromTensor", "TensorListGetItem", "TensorListReserve", "TensorListSetItem",
