@@ -88,8 +88,9 @@ def test_run_directory(trained):
     assert not (d / "logs").exists()  # --no-tensorboard
 
     meta = json.loads((d / "saved_model" / "metadata.json").read_text())
-    assert meta["class_names"] == list(CIFAR10_CLASSES)
-    assert meta["input"]["dtype"] == "uint8" and meta["input"]["shape"] == [None, 32, 32, 3]
+    assert meta["labels"] == list(CIFAR10_CLASSES) and (meta["kind"], meta["recipe"]) == ("image_classifier", "image")
+    assert meta["signatures"]["serve"]["inputs"]["images"]["shape"] == [None, 32, 32, 3]
+    assert meta["preprocessing"]["image_size"] == [32, 32] and meta["data"]["spec"] == "cifar10"
     assert meta["metrics"]["test_accuracy"] == trained.metrics["test_accuracy"]
     assert meta["model"] == "seed_cnn" and meta["parameters"] == trained.metrics["parameters"]
     # No export leftovers; `.lock` is the run directory's lock (released, the file stays).
@@ -104,8 +105,8 @@ import tensorflow as tf
 path, images, out = sys.argv[1:4]
 model = tf.saved_model.load(path)
 x = tf.constant(np.load(images))
-probs = model.serve(x).numpy()
-(default,) = model.signatures["serving_default"](images=x).values()
+probs = model.serve(x)["probabilities"].numpy()
+default = model.signatures["serving_default"](images=x)["probabilities"]
 np.testing.assert_allclose(default.numpy(), probs, atol=1e-6)
 leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("zoo", "tasks"))
 assert not leaked, leaked
@@ -128,7 +129,7 @@ def test_saved_model_serves_in_a_fresh_process(trained, tmp_path):
     assert (probs >= 0).all()
 
     loaded = tf.saved_model.load(str(trained.run_dir / "saved_model"))  # keep a reference: it owns the variables
-    in_process = loaded.serve(tf.constant(x)).numpy()
+    in_process = loaded.serve(tf.constant(x))["probabilities"].numpy()
     np.testing.assert_allclose(probs, in_process, atol=1e-5)
     # The exported graph (normalization inside) scores the test set as the evaluation did.
     y = trained.data.y_test

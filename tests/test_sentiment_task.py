@@ -77,7 +77,7 @@ def test_run_directory(sentiment_run):
     assert (d / "mistakes.md").read_text().startswith("# Most confident test mistakes")
     meta = json.loads((d / "saved_model" / "metadata.json").read_text())
     assert meta["requires"] == ["tensorflow", "tensorflow_text"]
-    assert meta["class_names"] == ["neg", "pos"] and meta["preprocessing"]["vocab_size"] == len(vocab) < 64
+    assert meta["labels"] == ["neg", "pos"] and meta["preprocessing"]["vocab_size"] == len(vocab) < 64
     assert meta["metrics"]["test_accuracy"] == sentiment_run.metrics["test_accuracy"]
     assert meta["command"].startswith("python -m tasks.text.sentiment")
 
@@ -115,10 +115,10 @@ model = tf.saved_model.load(path)
 texts = [t.encode("latin-1") for t in json.load(open(texts_file))]
 result = model.serve(tf.constant(texts))
 default = model.signatures["serving_default"](texts=tf.constant(texts))
-np.testing.assert_allclose(default["probability"].numpy(), result["probability"].numpy(), atol=1e-6)
+np.testing.assert_allclose(default["probabilities"].numpy(), result["probabilities"].numpy(), atol=1e-6)
 leaked = sorted(m for m in sys.modules if m.split(".")[0] in ("zoo", "tasks"))
 assert not leaked, leaked
-np.savez(out, probability=result["probability"].numpy(), label=result["label"].numpy().astype(str))
+np.savez(out, probability=result["probabilities"].numpy()[:, 1], label=result["label"].numpy().astype(str))
 """
 
 
@@ -232,7 +232,7 @@ def test_bigram_features_train_and_export(corpus, tmp_path):
     assert meta["preprocessing"]["bigram_vocab_size"] == len(bigrams)
     model = tf.saved_model.load(str(tmp_path / "run" / "saved_model"))
     data = load_text_folder(corpus)
-    p = model.serve(tf.constant(list(data.test_texts)))["probability"].numpy()
+    p = model.serve(tf.constant(list(data.test_texts)))["probabilities"].numpy()[:, 1]
     assert np.mean((p > 0.5) == data.test_labels) == pytest.approx(metrics["test_accuracy"])
 
     # Re-exported with int8 embeddings: the vocabularies beside the weights are reused, and the
@@ -247,8 +247,9 @@ def test_bigram_features_train_and_export(corpus, tmp_path):
     assert "int8" in {d.name for d in stored.get_variable_to_dtype_map().values()}
     model8 = tf.saved_model.load(str(tmp_path / "run8" / "saved_model"))
     p8 = model8.serve(tf.constant(list(data.test_texts)))
-    assert np.mean((p8["probability"].numpy() > 0.5) == data.test_labels) == pytest.approx(metrics8["test_accuracy"])
-    assert np.max(np.abs(p8["probability"].numpy() - p)) < 0.05
+    p8 = p8["probabilities"].numpy()[:, 1]
+    assert np.mean((p8 > 0.5) == data.test_labels) == pytest.approx(metrics8["test_accuracy"])
+    assert np.max(np.abs(p8 - p)) < 0.05
 
 
 @pytest.mark.real_data

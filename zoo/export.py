@@ -78,6 +78,17 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
     return path
 
 
+def tensor(dtype: str, shape, meaning: str) -> dict:
+    """A signature's input or output as every model card describes it."""
+    return {"dtype": dtype, "shape": list(shape), "meaning": meaning}
+
+
+def classifier_outputs(num_classes: int) -> dict:
+    """The outputs of every classifier's signatures: `probabilities` and `label`."""
+    return {"probabilities": tensor("float32", [None, num_classes], "class probabilities, in the order of labels"),
+            "label": tensor("string", [None], "the most probable label")}
+
+
 def non_finite_weights(model) -> list:
     """The paths of `model`'s floating-point variables that hold a NaN or an infinity."""
     import numpy as np

@@ -185,19 +185,18 @@ def image_serving_metadata(*, image_size, mean, std, class_names) -> dict:
     Args:
         image_size, mean, std, class_names: as given to `image_serving`.
     """
+    from zoo.export import classifier_outputs, tensor
+
     h, w = (int(v) for v in image_size)
-    outputs = {"probabilities": {"dtype": "float32", "shape": [None, len(class_names)],
-                                 "meaning": "class probabilities, in the order of class_names"},
-               "label": {"dtype": "string", "shape": [None], "meaning": "the most probable class name"}}
+    outputs = classifier_outputs(len(class_names))
     images = "RGB, 0-255; normalization inside the graph"
     signatures = {
-        "serve": {"inputs": {"images": {"dtype": "uint8", "shape": [None, h, w, 3], "meaning": images}},
-                  "outputs": outputs},
-        "serve_any_size": {"inputs": {"images": {"dtype": "uint8", "shape": [None, None, None, 3],
-                                                 "meaning": f"{images}; any size (one a batch), resized to {h}x{w}"}},
+        "serve": {"inputs": {"images": tensor("uint8", [None, h, w, 3], images)}, "outputs": outputs},
+        "serve_any_size": {"inputs": {"images": tensor("uint8", [None, None, None, 3],
+                                                       f"{images}; any size (one a batch), resized to {h}x{w}")},
                            "outputs": outputs},
-        "serve_image_bytes": {"inputs": {"image_bytes": {"dtype": "string", "shape": [None],
-                                                         "meaning": f"{FORMATS} files, decoded and resized to {h}x{w}"}},
+        "serve_image_bytes": {"inputs": {"image_bytes": tensor("string", [None],
+                                                               f"{FORMATS} files, decoded and resized to {h}x{w}")},
                               "outputs": outputs},
     }
     signatures["serving_default"] = signatures["serve"]

@@ -212,11 +212,10 @@ def text_serving_metadata(tokenizer: Tokenizer, class_names) -> dict:
         tokenizer: the `Tokenizer` of `text_classifier_serving`.
         class_names: the classes, in the order of the probabilities.
     """
-    class_names = [str(c) for c in class_names]
-    signature = {"inputs": {"texts": "string[None], raw UTF-8 texts"},
-                 "outputs": {"probabilities": f"float32[None, {len(class_names)}], one a class, in the order of "
-                                              "class_names",
-                             "label": "string[None], the most probable class"}}
+    from zoo.export import classifier_outputs, tensor
+
+    signature = {"inputs": {"texts": tensor("string", [None], "raw UTF-8 texts; normalized and tokenized in the graph")},
+                 "outputs": classifier_outputs(len(class_names))}
     return {"signatures": {"serve": signature, "serving_default": signature},
             "preprocessing": {"normalization": NORMALIZATION, "vocab_size": tokenizer.vocab_size,
                               "bigram_vocab_size": tokenizer.bigram_vocab_size, "max_length": tokenizer.max_length,

@@ -140,7 +140,7 @@ class ImageRecipe(Recipe):
 
         mean, std = normalization(cfg, data)
         meta = image_serving_metadata(image_size=image_size_of(data), mean=mean, std=std,
-                                      num_classes=len(data.class_names))
+                                      class_names=list(data.class_names))
         meta.setdefault("preprocessing", {})["tta"] = tta_description(cfg)
         return meta
 
