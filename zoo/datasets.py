@@ -110,6 +110,22 @@ def describe_data_flag(kind: str) -> str:
             f"{', or a CSV/TSV file' if kind == 'text' else ''}), or tfds:NAME (online)")
 
 
+def check_data_spec(spec, kind: str) -> None:
+    """A `ZooError` for a `--data` that cannot work, found before anything is loaded or a run
+    directory is made: none given, a registered dataset of another kind, a path that does not
+    exist."""
+    _builtins()
+    if spec is None or str(spec) == "":
+        raise ZooError(f"--data is required: {describe_data_flag(kind)}.")
+    spec = str(spec)
+    if spec in _DATASETS:
+        if _DATASETS[spec].kind != kind:
+            raise ZooError(f"--data {spec}: a dataset of {_DATASETS[spec].kind}s, and this recipe trains on {kind}s.")
+    elif not spec.startswith("tfds:") and not Path(spec).expanduser().exists():
+        raise ZooError(f"--data {spec}: neither a registered {kind} dataset ({', '.join(list_datasets(kind)) or 'none'}) "
+                       "nor an existing path; tfds:NAME reads a TensorFlow Datasets dataset.")
+
+
 def load_dataset(spec, kind: str, cfg):
     """The `Splits` of `spec` (a registered name, a path or `tfds:NAME`) for a recipe of `kind`.
 
@@ -117,28 +133,20 @@ def load_dataset(spec, kind: str, cfg):
         ZooError: the name is not registered and no such path exists, or the dataset is of
             another kind (an image dataset for the text recipe).
     """
-    _builtins()
-    if spec is None or str(spec) == "":
-        raise ZooError(f"--data is required: {describe_data_flag(kind)}.")
+    check_data_spec(spec, kind)
     spec = str(spec)
     if spec in _DATASETS:
-        info = _DATASETS[spec]
-        if info.kind != kind:
-            raise ZooError(f"--data {spec}: a dataset of {info.kind}s, and this recipe trains on {kind}s.")
-        return _checked(info.loader(cfg), kind, spec)
+        return _checked(_DATASETS[spec].loader(cfg), kind, spec)
     if spec.startswith("tfds:"):
         from zoo.data.builtins import load_tfds
 
         return _checked(load_tfds(spec[len("tfds:"):], kind, cfg), kind, spec)
     path = Path(spec).expanduser()
-    if path.exists():
-        for name, matches, load in _SOURCES[kind]:
-            if matches(path):
-                return _checked(load(path, cfg), kind, spec)
-        raise ZooError(f"--data {spec}: not a layout the {kind} recipe reads; expected "
-                       f"{' or '.join(name for name, _, _ in _SOURCES[kind])}.")
-    raise ZooError(f"--data {spec}: neither a registered {kind} dataset ({', '.join(list_datasets(kind)) or 'none'}) "
-                   "nor an existing path; tfds:NAME reads a TensorFlow Datasets dataset.")
+    for name, matches, load in _SOURCES[kind]:
+        if matches(path):
+            return _checked(load(path, cfg), kind, spec)
+    raise ZooError(f"--data {spec}: not a layout the {kind} recipe reads; expected "
+                   f"{' or '.join(name for name, _, _ in _SOURCES[kind])}.")
 
 
 def _checked(data, kind, spec):

@@ -185,16 +185,21 @@ def _tfds_arrays(ds, kind, cfg, feature, name):
     import tensorflow as tf
 
     if kind == "image":
-        from zoo.images import DEFAULT_IMAGE_SIZE, resize_to
+        from zoo.data.images import DEFAULT_IMAGE_SIZE
+        from zoo.images import resize_to
 
-        size = tuple(cfg.image_size) if cfg.image_size else None
+        size = None
+        if cfg.image_size:
+            size = (cfg.image_size,) * 2 if isinstance(cfg.image_size, int) else tuple(cfg.image_size)
         if size is None:
             shape = getattr(feature, "shape", (None, None, 3))
             size = tuple(shape[:2]) if None not in shape[:2] else DEFAULT_IMAGE_SIZE
-        ds = ds.map(lambda x, y: (tf.cast(tf.clip_by_value(tf.round(resize_to(x[..., :3] if x.shape[-1] != 1 else
-                                                                             tf.image.grayscale_to_rgb(x), size)),
-                                                            0, 255), tf.uint8), y),
-                    num_parallel_calls=tf.data.AUTOTUNE)
+
+        def rgb(x):  # grayscale and RGBA, as folder images are converted
+            x = tf.image.grayscale_to_rgb(x) if x.shape[-1] == 1 else x[..., :3]
+            return resize_to(x, size)
+
+        ds = ds.map(lambda x, y: (rgb(x), y), num_parallel_calls=tf.data.AUTOTUNE)
     elif kind == "audio":
         from zoo.audio import fix_length, resample
 

@@ -211,10 +211,12 @@ class Recipe:
         """A task's `main`: parses the config (dataclass -> preset -> flags), sets up the run and
         trains; returns the metrics (those of the finished run, if the run directory holds it)."""
         from zoo.config import parse_config
+        from zoo.datasets import check_data_spec
         from zoo.train import setup_run
 
         cfg = parse_config(config_cls, presets, argv, prog=f"python -m tasks.{task}", description=doc.split("\n")[0])
         self.check(cfg)
+        check_data_spec(cfg.data, self.kind)
         run = setup_run(cfg, task, argv)
         if run.finished is not None:
             return run.finished

@@ -112,7 +112,10 @@ class ImageRecipe(Recipe):
                            **cfg.model_kwargs)
 
     def prepare_model(self, cfg, model, data, datasets):
-        if cfg.whiten:
+        if cfg.whiten and not any(layer.name == "stem_conv" for layer in model.layers):
+            # A preset's whitening is for airbench's patch stem; another --model trains without it.
+            print(f"--whiten: {cfg.model} has no patch stem (stem_conv) to whiten; trained without.")
+        elif cfg.whiten:
             from zoo.models.vision import init_patch_whitening
             from zoo.pipeline import normalize_images
 
