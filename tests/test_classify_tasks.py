@@ -126,3 +126,58 @@ def test_a_folder_with_one_class_is_refused_before_training(tmp_path):
     mixed_folder(tmp_path / "one", counts=(4,))
     with pytest.raises(DataError, match="one class"):
         classify.main([*FAST, "--data", str(tmp_path / "one"), "--output-dir", str(tmp_path / "run")])
+
+
+# --- audio ------------------------------------------------------------------------------------------
+
+TONES = {"low": 400.0, "mid": 900.0, "high": 1800.0}
+RATES = (8000, 16000, 44100)
+
+
+def write_clips(root, per_label=8, seed=0):
+    """`root/<label>/*`: a tone per label with noise, at 8, 16 and 44.1 kHz, 0.3-0.6 s long, mono
+    and stereo, as 16-bit and float WAV and as FLAC."""
+    rng = np.random.default_rng(seed)
+    for label, freq in TONES.items():
+        (root / label).mkdir(parents=True)
+        for i in range(per_label):
+            rate, seconds = RATES[i % 3], 0.3 + 0.05 * (i % 7)
+            t = np.arange(int(rate * seconds)) / rate
+            x = 0.4 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.normal(size=t.size)
+            x = np.stack([x, x], axis=1) if i % 4 == 1 else x
+            fmt = ("wav", "PCM_16") if i % 3 == 0 else ("wav", "FLOAT") if i % 3 == 1 else ("flac", "PCM_24")
+            sf.write(root / label / f"clip{i}.{fmt[0]}", x.astype("float32"), rate, subtype=fmt[1])
+    return root
+
+
+@pytest.fixture(scope="module")
+def audio_run(tmp_path_factory):
+    from tasks.speech import classify
+
+    root = tmp_path_factory.mktemp("clips")
+    write_clips(root / "clips")
+    run_dir = root / "run"
+    metrics, stdout = run_main(classify.main, [*FAST, "--data", str(root / "clips"), "--sample-rate", "8000",
+                                               "--model", "ds_cnn", "--model-arg", "filters=8", "--model-arg",
+                                               "blocks=1", "--epochs", "2", "--validation-split", "0.2",
+                                               "--test-split", "0.2", "--output-dir", str(run_dir)])
+    return dict(metrics=metrics, stdout=stdout, run_dir=run_dir, root=root)
+
+
+@pytest.mark.slow
+def test_clips_of_mixed_rates_formats_and_lengths_train_and_export(audio_run, tmp_path):
+    import zoo
+    from zoo.publish import publish
+
+    m, stdout = audio_run["metrics"], audio_run["stdout"]
+    assert m["task"] == "speech.classify" and m["test_examples"] >= 3
+    assert "8000 Hz" in stdout and "resampled" in stdout  # the notes on the mixed rates
+    card = json.loads((audio_run["run_dir"] / "saved_model" / "metadata.json").read_text())
+    assert card["labels"] == sorted(TONES) and card["recipe"] == "audio"
+    assert card["sample_rate"] == 8000 and card["preprocessing"]["num_samples"] == card["num_samples"]
+    entry = zoo.load(publish(audio_run["run_dir"], "tones", models_dir=tmp_path))
+    clips = sorted((audio_run["root"] / "clips" / "high").iterdir())[:3]  # 16-bit WAV, float WAV, FLAC
+    results = entry.predict(clips)
+    assert len(results) == 3 and all(r["label"] in TONES for r in results)
+    p = entry.probabilities(clips)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
