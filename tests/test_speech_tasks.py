@@ -262,7 +262,7 @@ def corrupt_commands(tmp_path_factory):
 
 
 def test_a_corrupt_wav_is_named(corrupt_commands, tmp_path):
-    with pytest.raises(DataError, match=r"speech_commands/go/0000beef_nohash_1\.wav: not a readable 16-bit PCM WAV"):
+    with pytest.raises(DataError, match=r"speech_commands/go/0000beef_nohash_1\.wav: not a readable audio file"):
         commands.main([*COMMANDS_ARGS, "--data-dir", str(corrupt_commands), "--output-dir", str(tmp_path / "run")])
 
 

@@ -379,9 +379,13 @@ class ImageClassifier(Classifier):
 
 
 class AudioClassifier(Classifier):
-    """Audio in: WAV file paths or WAV bytes (any channel count, rates from 1 to 384 kHz:
-    `serve_wav` decodes, resamples and pads or trims them in the graph) or
-    `float32[N, num_samples]` waveforms at the model's rate (`serve`)."""
+    """Audio in: file paths or file bytes, or `float32[N, num_samples]` waveforms at the model's
+    rate (`serve`). Files may be WAV of any sample width (8/16/24/32-bit PCM, float), FLAC or OGG,
+    of any channel count and any rate from 1 to 384 kHz: 16-bit PCM WAV files go to `serve_wav`,
+    which decodes, resamples and pads or trims them in the graph; other files are decoded with
+    `soundfile` here and prepared the same way (`zoo.audio.read_audio`, `fit_clip`) for `serve`.
+    Models with named outputs return `probabilities` and `label`; `probabilities()` reads the
+    former, or the one output of models without names."""
 
     kind = "audio_classifier"
 
@@ -394,7 +398,16 @@ class AudioClassifier(Classifier):
         (x,) = self.specs["serve"]["inputs"].values()
         return int(x["shape"][1])
 
+    def probabilities(self, inputs) -> np.ndarray:
+        out = self.outputs(inputs)
+        if "probabilities" in out:
+            return out["probabilities"]
+        (probs,) = out.values()
+        return probs
+
     def outputs(self, inputs) -> dict:
+        from zoo.audio import fit_clip, is_pcm16_wav, read_audio
+
         items = _as_list(inputs) if not isinstance(inputs, np.ndarray) else None
         if items is not None and items and all(isinstance(x, np.ndarray) for x in items):
             inputs = np.stack(items)
@@ -403,17 +416,18 @@ class AudioClassifier(Classifier):
             waveforms = waveforms[None] if waveforms.ndim == 1 else waveforms
             if waveforms.ndim != 2 or waveforms.shape[1] != self.num_samples:
                 raise ZooError(f"{self.name} takes waveforms of {self.num_samples} samples at {self.sample_rate} Hz; "
-                               f"received shape {list(inputs.shape)}. Pass WAV files to have them resampled and "
+                               f"received shape {list(inputs.shape)}. Pass audio files to have them resampled and "
                                "padded or trimmed.")
             return self.call("serve", waveforms)
-        wavs = [check_wav(x, f"input {i + 1}") if isinstance(x, bytes) else read_wav(x)
-                for i, x in enumerate(_as_list(inputs))]
-        if "serve_wav" not in self.specs:  # a .tflite model takes waveforms only: decode here, as serve_wav does
-            from zoo.audio import load_waveform
-
-            return self.call("serve", np.stack([load_waveform(w, sample_rate=self.sample_rate,
-                                                              num_samples=self.num_samples).numpy() for w in wavs]))
-        return self.call("serve_wav", np.array(wavs, dtype=object))
+        items = _as_list(inputs)
+        names = [f"input {i + 1}" if isinstance(x, bytes) else x for i, x in enumerate(items)]
+        contents = [x if isinstance(x, bytes) else _read_file(x) for x in items]
+        if "serve_wav" in self.specs and all(is_pcm16_wav(c) for c in contents):
+            return self.call("serve_wav", np.array([check_wav(c, n) for c, n in zip(contents, names)], dtype=object))
+        # Decoded here: other formats, and .tflite models, which take waveforms only.
+        clips = [read_audio(c, n) for c, n in zip(contents, names)]
+        return self.call("serve", np.stack([fit_clip(c.samples, c.rate, sample_rate=self.sample_rate,
+                                                     num_samples=self.num_samples) for c in clips]))
 
     def example(self):
         import tensorflow as tf
