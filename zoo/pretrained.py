@@ -384,8 +384,7 @@ class AudioClassifier(Classifier):
     of any channel count and any rate from 1 to 384 kHz: 16-bit PCM WAV files go to `serve_wav`,
     which decodes, resamples and pads or trims them in the graph; other files are decoded with
     `soundfile` here and prepared the same way (`zoo.audio.read_audio`, `fit_clip`) for `serve`.
-    Models with named outputs return `probabilities` and `label`; `probabilities()` reads the
-    former, or the one output of models without names."""
+    Models with named outputs return `probabilities` and `label`."""
 
     kind = "audio_classifier"
 
@@ -397,13 +396,6 @@ class AudioClassifier(Classifier):
     def num_samples(self) -> int:
         (x,) = self.specs["serve"]["inputs"].values()
         return int(x["shape"][1])
-
-    def probabilities(self, inputs) -> np.ndarray:
-        out = self.outputs(inputs)
-        if "probabilities" in out:
-            return out["probabilities"]
-        (probs,) = out.values()
-        return probs
 
     def outputs(self, inputs) -> dict:
         from zoo.audio import fit_clip, is_pcm16_wav, read_audio
