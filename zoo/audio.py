@@ -348,24 +348,18 @@ def serving_endpoints(model, *, sample_rate: int, num_samples: int, class_names=
 
 
 def serving_metadata(*, sample_rate: int, num_samples: int, num_classes: int, class_names=None) -> dict:
-    """The model-card fields that describe `serving_endpoints`' signatures (with the named
-    outputs when `class_names` is given, as there)."""
-    output = {"dtype": "float32", "shape": [None, num_classes], "meaning": "label probabilities"}
-    if class_names is not None:
-        output = {"probabilities": output,
-                  "label": {"dtype": "string", "shape": [None], "meaning": "the most probable class name"}}
-    return {
-        "sample_rate": sample_rate,
-        "num_samples": num_samples,
-        "signatures": {
-            "serve": {"input": {"name": "waveforms", "dtype": "float32", "shape": [None, num_samples],
-                                "meaning": f"mono waveforms at {sample_rate} Hz in [-1, 1]"}},
-            "serving_default": "the same as serve",
-            "serve_wav": {"input": {"name": "wav_bytes", "dtype": "string", "shape": [None],
-                                    "meaning": "contents of 16-bit PCM WAV files, any channel count and any rate "
-                                               f"from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz; "
-                                               f"downmixed, resampled to {sample_rate} Hz and padded or trimmed "
-                                               f"(centred) to {num_samples} samples in the graph"}},
-        },
-        "output": output,
-    }
+    """The model-card fields that describe `serving_endpoints`' signatures, in the schema of
+    every card (`zoo.export.tensor`): `probabilities` and `label` out when `class_names` is given
+    (as `serving_endpoints` then returns them), else the single unnamed probabilities."""
+    from zoo.export import classifier_outputs, tensor
+
+    outputs = classifier_outputs(num_classes) if class_names is not None else {
+        "output_0": tensor("float32", [None, num_classes], "label probabilities")}
+    waveforms = {"inputs": {"waveforms": tensor("float32", [None, num_samples],
+                                                f"mono waveforms at {sample_rate} Hz in [-1, 1]")}, "outputs": outputs}
+    wav = {"inputs": {"wav_bytes": tensor("string", [None], "contents of 16-bit PCM WAV files, any channel count and "
+                                          f"any rate from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz; downmixed, "
+                                          f"resampled to {sample_rate} Hz and padded or trimmed (centred) to "
+                                          f"{num_samples} samples in the graph")}, "outputs": outputs}
+    return {"sample_rate": sample_rate, "num_samples": num_samples,
+            "signatures": {"serve": waveforms, "serving_default": waveforms, "serve_wav": wav}}
