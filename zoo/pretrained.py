@@ -208,6 +208,7 @@ class Predictor:
     (a `zoo.lite.LiteModel` for `.tflite` entries)."""
 
     kind = ""
+    reads = ""  # what `predict` takes and how it reaches the graph, for the model card
     batch_size = 256
 
     def __init__(self, path, metadata, model, specs=None):
@@ -334,6 +335,9 @@ class ImageClassifier(Classifier):
     entry has it, else here before `serve`."""
 
     kind = "image_classifier"
+    reads = ("image files (PNG, JPEG, GIF, BMP) or uint8 RGB arrays of any size: decoded, centre-cropped to the model's "
+             "aspect ratio and resized (bilinear, antialiased) as the training images were; the SavedModel's "
+             "serve_any_size and serve_image_bytes do the same in the graph, and normalize")
 
     @property
     def image_size(self) -> tuple:
@@ -387,6 +391,9 @@ class AudioClassifier(Classifier):
     Models with named outputs return `probabilities` and `label`."""
 
     kind = "audio_classifier"
+    reads = ("audio files (WAV of any PCM or float width, FLAC, OGG) or waveforms: decoded, downmixed, resampled and "
+             "padded or trimmed (centred) to the model's rate and length; 16-bit PCM WAV bytes go to `serve_wav`, "
+             "which does the same in the graph; `serve` takes waveforms at the model's rate")
 
     @property
     def sample_rate(self) -> int:
@@ -442,6 +449,7 @@ class TextClassifier(Classifier):
     exported before that return the `probability` of the last of two labels)."""
 
     kind = "text_classifier"
+    reads = "raw UTF-8 strings: normalization, tokenization and truncation are in the graph"
 
     def outputs(self, inputs) -> dict:
         return self.call("serve", _texts(inputs, self.name))
@@ -465,6 +473,8 @@ class Translator(Predictor):
     """Sentences in (str), translations out."""
 
     kind = "translator"
+    reads = ("raw UTF-8 sentences: normalization, subword tokenization, decoding and detokenization are in the "
+             "graph")
     batch_size = 64  # beam search keeps beam_width hypotheses a sentence
 
     def outputs(self, inputs) -> dict:

@@ -26,19 +26,6 @@ from zoo.errors import ZooError
 
 MAX_MB = 20
 
-# How `zoo.load`'s predictor feeds each kind of entry, for the card.
-KIND_INPUTS = {
-    "image_classifier": "image files (PNG, JPEG, GIF, BMP) are decoded to RGB, centre-cropped to the model's aspect "
-                        "ratio and resized (bilinear, antialiased) by zoo.load's predictor; the SavedModel itself takes "
-                        "uint8 RGB arrays and normalizes them in the graph",
-    "audio_classifier": "WAV files go to `serve_wav` as bytes: decoded, downmixed, resampled and padded or trimmed "
-                        "(centred) in the graph; `serve` takes waveforms at the model's rate",
-    "text_classifier": "raw UTF-8 strings: normalization, tokenization and truncation are in the graph",
-    "translator": "raw UTF-8 sentences: normalization, subword tokenization, decoding and detokenization are in the "
-                  "graph",
-}
-
-
 def _reproduce(command: str | None) -> str | None:
     """The run's command without `--output-dir` (where the run wrote is not part of the recipe)."""
     if not command:
@@ -87,8 +74,8 @@ def _non_finite_weights(source: Path) -> list:
 def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = None) -> dict:
     """The `metadata.json` of an entry made from the SavedModel at `source` (and the run's
     `config.json` beside it, if any)."""
-    from zoo.pretrained import check_subset, check_tolerance, detect_kind, needs_tensorflow_text, signature_specs, \
-        task_info
+    from zoo.pretrained import PREDICTORS, check_subset, check_tolerance, detect_kind, needs_tensorflow_text, \
+        signature_specs, task_info
     from zoo.train import package_versions
 
     run = json.loads((source / "metadata.json").read_text()) if (source / "metadata.json").is_file() else {}
@@ -142,7 +129,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         "metric": {"name": metric, "value": metrics[metric], "examples": examples, "measured": measured},
         "check": check,
         "labels": run.get("labels") or run.get("class_names"),
-        "inputs": KIND_INPUTS[kind],
+        "inputs": PREDICTORS[kind].reads,
         "signatures": run.get("signatures"),
         "signature_specs": specs,
         **{k: run[k] for k in ("recipe", "data", "input", "output", "sample_rate", "num_samples", "pair", "decoding", "max_source_tokens",
