@@ -198,7 +198,8 @@ def build_parser(cls, prog=None, description=None, presets=None):
     parser = argparse.ArgumentParser(prog=prog, description=description, argument_default=argparse.SUPPRESS,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(cls)
-    fields = dataclasses.fields(cls)
+    # What to train on first, then the preset: the flags a newcomer needs before all the others.
+    fields = sorted(dataclasses.fields(cls), key=lambda f: (f.name != "data", f.name != "preset"))
     defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
                 for f in fields}
     if presets:

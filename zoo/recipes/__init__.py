@@ -214,7 +214,7 @@ class Recipe:
         from zoo.datasets import check_data_spec
         from zoo.train import setup_run
 
-        cfg = parse_config(config_cls, presets, argv, prog=f"python -m tasks.{task}", description=doc.split("\n")[0])
+        cfg = parse_config(config_cls, presets, argv, prog=f"python -m tasks.{task}", description=doc.strip())
         self.check(cfg)
         check_data_spec(cfg.data, self.kind)
         run = setup_run(cfg, task, argv)
