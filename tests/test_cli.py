@@ -73,13 +73,14 @@ def test_an_internal_error_prints_its_traceback_and_exits_1():
 
 def test_a_bug_inside_a_task_is_not_reported_as_a_user_error(monkeypatch, capsys, tmp_path):
     from tasks.vision import cifar10
+    from zoo.recipes.image import IMAGE
 
     monkeypatch.delenv("ZOO_DEBUG", raising=False)
 
     def broken(cfg):
         raise ValueError("internal")
 
-    monkeypatch.setattr(cifar10, "load_data", broken)
+    monkeypatch.setattr(IMAGE, "load_data", broken)
     with pytest.raises(ValueError, match="internal"):
         run(cifar10.main, [*FAST, "--output-dir", str(tmp_path / "run")])
     assert "error:" not in capsys.readouterr().err
