@@ -157,8 +157,7 @@ def test_decode_wav_files_reads_every_file_in_order(tmp_path):
     (b"this is not audio at all, just some text in a file named .wav", "not a readable"),
     ("no-samples", "no audio samples"),
     ("truncated", "not a readable"),
-    ("rate-7", r"not a readable 16-bit PCM WAV file \(the WAV file declares a sample rate of 7 Hz; "
-               r"accepted: 1000 to 384000 Hz\)"),
+    ("rate-7", r"the WAV file declares a sample rate of 7 Hz; accepted: 1000 to 384000 Hz\."),
     ("rate-1e9", "declares a sample rate of 1000000000 Hz"),
 ])
 def test_a_bad_wav_file_is_a_data_error_naming_it(tmp_path, contents, reason):

@@ -181,3 +181,16 @@ def test_clips_of_mixed_rates_formats_and_lengths_train_and_export(audio_run, tm
     assert len(results) == 3 and all(r["label"] in TONES for r in results)
     p = entry.probabilities(clips)
     np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_a_search_runs_on_a_folder_of_photos(image_run, tmp_path):
+    from tests.test_tuning import read_rows, run_search
+
+    d = tmp_path / "search"
+    argv = ["vision.classify", "--data", image_run["root"] / "photos", "--image-size", 24, "--fix", "model=seed_cnn",
+            *FAST[2:], "--in-process", "--tuner", "random", "--max-trials", 1, "--max-epochs", 1,
+            "--validation-split", 0.2, "--directory", d]
+    result, stdout = run_search(argv)
+    assert [r["status"] for r in read_rows(d)] == ["COMPLETED"]
+    assert result["best"]["command"].startswith("python -m tasks.vision.classify --data ")

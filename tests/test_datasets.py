@@ -47,8 +47,9 @@ def test_cifar10_and_imdb_go_through_the_registry(make_cifar_bin, make_text_fold
 def test_speech_datasets_go_through_the_registry(tmp_path):
     from tests.test_speech_tasks import write_fake_commands, write_fake_fsdd
 
-    root = write_fake_fsdd(write_fake_commands(tmp_path, speakers=3))
-    commands = load_dataset("speech_commands", "audio", config(data_dir=str(root)))
+    root = write_fake_fsdd(write_fake_commands(tmp_path, speakers=10))
+    commands = load_dataset("speech_commands", "audio", config(data_dir=str(root), validation_split=0.3,
+                                                                 test_split=0.3))
     assert commands.kind == "audio" and len(commands.class_names) == 12 and commands.train.x.shape[1] == 2000
     digits = load_dataset("fsdd", "audio", config(data_dir=str(root)))
     assert digits.class_names == tuple("0123456789") and len(digits.test) == 100  # index 0-4 of 2 speakers

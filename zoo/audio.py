@@ -1,15 +1,26 @@
-"""Waveform ops in TensorFlow: WAV decoding, downmix, resampling, pad/trim and augmentation.
+"""Waveform ops in TensorFlow: WAV decoding, downmix, resampling, pad/trim and augmentation;
+and the reading of audio files of any format before the graph (`read_audio`, `fit_clip`).
 
-These run in `tf.data` pipelines and inside exported SavedModels (the `serve_wav` signature
+The ops run in `tf.data` pipelines and inside exported SavedModels (the `serve_wav` signature
 decodes and resamples in the graph), so a served model needs nothing but TensorFlow. The model
 itself (log-mel spectrogram, normalization, SpecAugment) is pure Keras: `zoo.models.speech`.
+Files that the graph cannot decode (WAV of another sample width than 16-bit PCM, FLAC, OGG) are
+read with `soundfile` (libsndfile, as librosa reads them) and resampled with the same `resample`,
+so training and serving see the same waveforms.
 """
 
 from __future__ import annotations
 
+import io
 import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import tensorflow as tf
+
+from zoo.errors import DataError
 
 
 def downmix(audio):
@@ -51,6 +62,14 @@ def wav_sample_rate(contents: bytes) -> int | None:
     if len(contents) < 28 or contents[:4] != b"RIFF" or contents[8:16] != b"WAVEfmt ":
         return None
     return int.from_bytes(contents[24:28], "little")
+
+
+def is_pcm16_wav(contents: bytes) -> bool:
+    """Whether WAV file bytes declare 16-bit PCM samples in a `fmt ` chunk right after
+    `RIFF....WAVE`: what `tf.audio.decode_wav` (and so `serve_wav`) decodes; other files are read
+    with `read_audio`."""
+    return (wav_sample_rate(contents) is not None and len(contents) >= 36
+            and int.from_bytes(contents[20:22], "little") == 1 and int.from_bytes(contents[34:36], "little") == 16)
 
 
 def check_sample_rate(rate, what: str = "the sample rate is"):
@@ -180,6 +199,92 @@ def load_waveform(contents, *, sample_rate: int, num_samples: int):
     return fix_length(mono, num_samples)
 
 
+# --- files of any format, before the graph ----------------------------------------------------
+
+@dataclass
+class DecodedAudio:
+    """One decoded file: mono float32 `samples` in [-1, 1] at its own `rate`, how many `channels`
+    were downmixed, its container `format` ("wav", "flac", "ogg") and `subtype` ("PCM_16",
+    "PCM_24", "FLOAT", "VORBIS"...)."""
+
+    samples: np.ndarray
+    rate: int
+    channels: int
+    format: str
+    subtype: str
+
+
+def read_audio(source, name=None) -> DecodedAudio:
+    """Decodes an audio file with `soundfile`: WAV of any PCM width (8/16/24/32-bit) or float,
+    FLAC, OGG; the channels are averaged (downmixed to mono).
+
+    Args:
+        source: a path, or the file's bytes.
+        name: what error messages call it (default: the path).
+
+    Raises:
+        DataError naming the file: missing, empty, undecodable, holding no samples, or declaring a
+        rate outside [MIN_SAMPLE_RATE, MAX_SAMPLE_RATE] (checked before the samples are read).
+    """
+    import soundfile as sf
+
+    name = source if name is None and isinstance(source, (str, os.PathLike)) else name
+    if isinstance(source, (str, os.PathLike)):
+        if not Path(source).is_file():
+            raise DataError(f"{name}: no such file.")
+        contents = Path(source).read_bytes()
+    else:
+        contents = bytes(source)
+    if not contents:
+        raise DataError(f"{name}: not a readable audio file (empty file).")
+    def check_rate(rate, fmt):
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise DataError(f"{name}: the {fmt} file declares a sample rate of {rate} Hz; accepted: "
+                            f"{MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz.")
+
+    declared = wav_sample_rate(contents)  # libsndfile refuses some (0 Hz) without saying why
+    if declared is not None:
+        check_rate(declared, "WAV")
+    try:
+        with sf.SoundFile(io.BytesIO(contents)) as f:
+            fmt, subtype, rate = f.format.lower(), f.subtype, f.samplerate
+            # Checked before the samples are read: resampling's cost grows with the declared rate.
+            audio = f.read(dtype="float32", always_2d=True) if MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE else None
+    except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as e:
+        reason = (getattr(e, "error_string", None) or str(e) or type(e).__name__).splitlines()[0][:200]
+        raise DataError(f"{name}: not a readable audio file (WAV, FLAC or OGG; {reason}).") from None
+    if audio is None:
+        check_rate(rate, fmt.upper())
+    if not len(audio):
+        raise DataError(f"{name}: the {fmt.upper()} file holds no audio samples.")
+    mono = audio[:, 0] if audio.shape[1] == 1 else audio.mean(axis=1, dtype=np.float32)
+    return DecodedAudio(np.ascontiguousarray(mono), int(rate), int(audio.shape[1]), fmt, subtype)
+
+
+@tf.function(input_signature=[tf.TensorSpec([None], tf.float32)] + [tf.TensorSpec([], tf.int64)] * 3,
+             reduce_retracing=True)
+def _resample_centre(x, rate_in, rate_out, length):
+    return resample(x, rate_in, rate_out, length=length)
+
+
+def fit_clip(samples, rate: int, *, sample_rate: int, num_samples: int) -> np.ndarray:
+    """A mono clip at `rate` -> float32 `[num_samples]` at `sample_rate`: resampled with
+    `resample` (only the centred `num_samples` computed) and padded or trimmed centred, as
+    `load_waveform` does in the graph."""
+    x = np.asarray(samples, dtype=np.float32)
+    if rate != sample_rate:
+        x = _resample_centre(x, rate, sample_rate, num_samples).numpy()
+    start = max(len(x) - num_samples, 0) // 2  # the centring of `fix_length`
+    x = x[start:start + num_samples]
+    missing = num_samples - len(x)
+    return np.pad(x, (missing // 2, missing - missing // 2)) if missing else x
+
+
+def resampled_length(n: int, rate_in: int, rate_out: int) -> int:
+    """How many samples `resample` makes of `n` (before any centring to a length)."""
+    return n if rate_in == rate_out else int(round(n * rate_out / rate_in))
+
+
 def time_shift(x, max_shift: int):
     """Shifts each clip of a batch `[batch, n]` by a random whole number of samples in
     [-max_shift, max_shift], filling with zeros (no wrap-around)."""
@@ -205,19 +310,30 @@ def mix_noise(x, noise, *, prob: float, volume: float):
     return tf.clip_by_value(x + gain[:, None] * tf.gather(noise, pick), -1.0, 1.0)
 
 
-def serving_endpoints(model, *, sample_rate: int, num_samples: int):
+def serving_endpoints(model, *, sample_rate: int, num_samples: int, class_names=None):
     """The arguments of `zoo.export.export_saved_model` for a waveform classifier.
 
     `serve` (and `serving_default`) takes `float32[None, num_samples]` waveforms at
     `sample_rate`; `serve_wav` takes `string[None]` WAV file contents at any rate from
     MIN_SAMPLE_RATE to MAX_SAMPLE_RATE (another is an `InvalidArgumentError`), mono or
     multi-channel, of any length, and decodes, downmixes, resamples and pads/trims them in the
-    graph. Both return `float32[None, num_classes]` label probabilities.
+    graph. Both return `float32[None, num_classes]` label probabilities: the one output, or with
+    `class_names` the named outputs `probabilities` and `label` (`string[None]`, the most
+    probable class name).
+
+    Args:
+        model: the Keras model, waveforms -> logits.
+        sample_rate, num_samples: what the model takes.
+        class_names: the name of each class, in label order; None for the single output.
     """
     import keras
 
     def serve(waveforms):
-        return keras.ops.softmax(model(waveforms, training=False))
+        probabilities = keras.ops.softmax(model(waveforms, training=False))
+        if class_names is None:
+            return probabilities
+        names = tf.constant([str(c) for c in class_names])
+        return {"probabilities": probabilities, "label": tf.gather(names, tf.argmax(probabilities, axis=-1))}
 
     def serve_wav(wav_bytes):
         waveforms = tf.map_fn(lambda c: load_waveform(c, sample_rate=sample_rate, num_samples=num_samples),
@@ -231,20 +347,19 @@ def serving_endpoints(model, *, sample_rate: int, num_samples: int):
     )
 
 
-def serving_metadata(*, sample_rate: int, num_samples: int, num_classes: int) -> dict:
-    """The model-card fields that describe `serving_endpoints`' signatures."""
-    return {
-        "sample_rate": sample_rate,
-        "num_samples": num_samples,
-        "signatures": {
-            "serve": {"input": {"name": "waveforms", "dtype": "float32", "shape": [None, num_samples],
-                                "meaning": f"mono waveforms at {sample_rate} Hz in [-1, 1]"}},
-            "serving_default": "the same as serve",
-            "serve_wav": {"input": {"name": "wav_bytes", "dtype": "string", "shape": [None],
-                                    "meaning": "contents of 16-bit PCM WAV files, any channel count and any rate "
-                                               f"from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz; "
-                                               f"downmixed, resampled to {sample_rate} Hz and padded or trimmed "
-                                               f"(centred) to {num_samples} samples in the graph"}},
-        },
-        "output": {"dtype": "float32", "shape": [None, num_classes], "meaning": "label probabilities"},
-    }
+def serving_metadata(*, sample_rate: int, num_samples: int, num_classes: int, class_names=None) -> dict:
+    """The model-card fields that describe `serving_endpoints`' signatures, in the schema of
+    every card (`zoo.export.tensor`): `probabilities` and `label` out when `class_names` is given
+    (as `serving_endpoints` then returns them), else the single unnamed probabilities."""
+    from zoo.export import classifier_outputs, tensor
+
+    outputs = classifier_outputs(num_classes) if class_names is not None else {
+        "output_0": tensor("float32", [None, num_classes], "label probabilities")}
+    waveforms = {"inputs": {"waveforms": tensor("float32", [None, num_samples],
+                                                f"mono waveforms at {sample_rate} Hz in [-1, 1]")}, "outputs": outputs}
+    wav = {"inputs": {"wav_bytes": tensor("string", [None], "contents of 16-bit PCM WAV files, any channel count and "
+                                          f"any rate from {MIN_SAMPLE_RATE} to {MAX_SAMPLE_RATE} Hz; downmixed, "
+                                          f"resampled to {sample_rate} Hz and padded or trimmed (centred) to "
+                                          f"{num_samples} samples in the graph")}, "outputs": outputs}
+    return {"sample_rate": sample_rate, "num_samples": num_samples,
+            "signatures": {"serve": waveforms, "serving_default": waveforms, "serve_wav": wav}}

@@ -208,6 +208,7 @@ class Predictor:
     (a `zoo.lite.LiteModel` for `.tflite` entries)."""
 
     kind = ""
+    reads = ""  # what `predict` takes and how it reaches the graph, for the model card
     batch_size = 256
 
     def __init__(self, path, metadata, model, specs=None):
@@ -334,6 +335,9 @@ class ImageClassifier(Classifier):
     entry has it, else here before `serve`."""
 
     kind = "image_classifier"
+    reads = ("image files (PNG, JPEG, GIF, BMP) or uint8 RGB arrays of any size: decoded, centre-cropped to the model's "
+             "aspect ratio and resized (bilinear, antialiased) as the training images were; the SavedModel's "
+             "serve_any_size and serve_image_bytes do the same in the graph, and normalize")
 
     @property
     def image_size(self) -> tuple:
@@ -379,11 +383,17 @@ class ImageClassifier(Classifier):
 
 
 class AudioClassifier(Classifier):
-    """Audio in: WAV file paths or WAV bytes (any channel count, rates from 1 to 384 kHz:
-    `serve_wav` decodes, resamples and pads or trims them in the graph) or
-    `float32[N, num_samples]` waveforms at the model's rate (`serve`)."""
+    """Audio in: file paths or file bytes, or `float32[N, num_samples]` waveforms at the model's
+    rate (`serve`). Files may be WAV of any sample width (8/16/24/32-bit PCM, float), FLAC or OGG,
+    of any channel count and any rate from 1 to 384 kHz: 16-bit PCM WAV files go to `serve_wav`,
+    which decodes, resamples and pads or trims them in the graph; other files are decoded with
+    `soundfile` here and prepared the same way (`zoo.audio.read_audio`, `fit_clip`) for `serve`.
+    Models with named outputs return `probabilities` and `label`."""
 
     kind = "audio_classifier"
+    reads = ("audio files (WAV of any PCM or float width, FLAC, OGG) or waveforms: decoded, downmixed, resampled and "
+             "padded or trimmed (centred) to the model's rate and length; 16-bit PCM WAV bytes go to `serve_wav`, "
+             "which does the same in the graph; `serve` takes waveforms at the model's rate")
 
     @property
     def sample_rate(self) -> int:
@@ -395,6 +405,8 @@ class AudioClassifier(Classifier):
         return int(x["shape"][1])
 
     def outputs(self, inputs) -> dict:
+        from zoo.audio import fit_clip, is_pcm16_wav, read_audio
+
         items = _as_list(inputs) if not isinstance(inputs, np.ndarray) else None
         if items is not None and items and all(isinstance(x, np.ndarray) for x in items):
             inputs = np.stack(items)
@@ -403,17 +415,18 @@ class AudioClassifier(Classifier):
             waveforms = waveforms[None] if waveforms.ndim == 1 else waveforms
             if waveforms.ndim != 2 or waveforms.shape[1] != self.num_samples:
                 raise ZooError(f"{self.name} takes waveforms of {self.num_samples} samples at {self.sample_rate} Hz; "
-                               f"received shape {list(inputs.shape)}. Pass WAV files to have them resampled and "
+                               f"received shape {list(inputs.shape)}. Pass audio files to have them resampled and "
                                "padded or trimmed.")
             return self.call("serve", waveforms)
-        wavs = [check_wav(x, f"input {i + 1}") if isinstance(x, bytes) else read_wav(x)
-                for i, x in enumerate(_as_list(inputs))]
-        if "serve_wav" not in self.specs:  # a .tflite model takes waveforms only: decode here, as serve_wav does
-            from zoo.audio import load_waveform
-
-            return self.call("serve", np.stack([load_waveform(w, sample_rate=self.sample_rate,
-                                                              num_samples=self.num_samples).numpy() for w in wavs]))
-        return self.call("serve_wav", np.array(wavs, dtype=object))
+        items = _as_list(inputs)
+        names = [f"input {i + 1}" if isinstance(x, bytes) else x for i, x in enumerate(items)]
+        contents = [x if isinstance(x, bytes) else _read_file(x) for x in items]
+        if "serve_wav" in self.specs and all(is_pcm16_wav(c) for c in contents):
+            return self.call("serve_wav", np.array([check_wav(c, n) for c, n in zip(contents, names)], dtype=object))
+        # Decoded here: other formats, and .tflite models, which take waveforms only.
+        clips = [read_audio(c, n) for c, n in zip(contents, names)]
+        return self.call("serve", np.stack([fit_clip(c.samples, c.rate, sample_rate=self.sample_rate,
+                                                     num_samples=self.num_samples) for c in clips]))
 
     def example(self):
         import tensorflow as tf
@@ -436,6 +449,7 @@ class TextClassifier(Classifier):
     exported before that return the `probability` of the last of two labels)."""
 
     kind = "text_classifier"
+    reads = "raw UTF-8 strings: normalization, tokenization and truncation are in the graph"
 
     def outputs(self, inputs) -> dict:
         return self.call("serve", _texts(inputs, self.name))
@@ -459,6 +473,8 @@ class Translator(Predictor):
     """Sentences in (str), translations out."""
 
     kind = "translator"
+    reads = ("raw UTF-8 sentences: normalization, subword tokenization, decoding and detokenization are in the "
+             "graph")
     batch_size = 64  # beam search keeps beam_width hypotheses a sentence
 
     def outputs(self, inputs) -> dict:

@@ -52,17 +52,6 @@ MAX_MB = 20
 SCHEMA = Path(__file__).with_name("model_card.schema.json")
 DATA_DIR_VARIABLE = "$ZOO_DATA_DIR"
 
-# How `zoo.load`'s predictor feeds each kind of entry, for the card.
-KIND_INPUTS = {
-    "image_classifier": "image files (PNG, JPEG, GIF, BMP) are decoded to RGB, centre-cropped to the model's aspect "
-                        "ratio and resized (bilinear, antialiased) by zoo.load's predictor; the SavedModel itself takes "
-                        "uint8 RGB arrays and normalizes them in the graph",
-    "audio_classifier": "WAV files go to `serve_wav` as bytes: decoded, downmixed, resampled and padded or trimmed "
-                        "(centred) in the graph; `serve` takes waveforms at the model's rate",
-    "text_classifier": "raw UTF-8 strings: normalization, tokenization and truncation are in the graph",
-    "translator": "raw UTF-8 sentences: normalization, subword tokenization, decoding and detokenization are in the "
-                  "graph",
-}
 
 
 
@@ -291,8 +280,8 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         data_dir: the data directory the run read from, if neither its --data-dir nor
             ZOO_DATA_DIR (paths under it are recorded as `$ZOO_DATA_DIR/...`).
     """
-    from zoo.pretrained import check_subset, check_tolerance, detect_kind, needs_tensorflow_text, signature_specs, \
-        task_info
+    from zoo.pretrained import PREDICTORS, check_subset, check_tolerance, detect_kind, needs_tensorflow_text, \
+        signature_specs, task_info
     from zoo.train import package_versions
 
     run = json.loads((source / "metadata.json").read_text()) if (source / "metadata.json").is_file() else {}
@@ -347,7 +336,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         "metric": {"name": metric, "value": metrics[metric], "examples": examples, "measured": measured},
         "check": check,
         "labels": run.get("labels") or run.get("class_names"),
-        "inputs": KIND_INPUTS[kind],
+        "inputs": PREDICTORS[kind].reads,
         "signatures": card_signatures(specs, run, kind),
         "signature_specs": specs,
         **{k: run[k] for k in ("recipe", "data", "sample_rate", "num_samples", "pair", "decoding", "max_source_tokens",

@@ -177,8 +177,13 @@ def load_tfds(name: str, kind: str, cfg) -> Splits:
         for s in missing:
             arrays[s] = (x[assignment == s], y[assignment == s])
         x, y = x[assignment == "train"], y[assignment == "train"]
-    return Splits(kind, Split(x, y), Split(*arrays["validation"]), Split(*arrays["test"]), class_names,
-                  f"tfds:{name}", spec=spec, notes=notes)
+    splits = Splits(kind, Split(x, y), Split(*arrays["validation"]), Split(*arrays["test"]), class_names,
+                    f"tfds:{name}", spec=spec, notes=notes)
+    if kind == "audio":
+        from zoo.data.audio import AudioData
+
+        return AudioData(**vars(splits))
+    return splits
 
 
 def _tfds_arrays(ds, kind, cfg, feature, name):

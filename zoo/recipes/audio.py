@@ -87,7 +87,7 @@ class AudioRecipe(Recipe):
         from zoo.audio import serving_metadata
 
         meta = serving_metadata(sample_rate=data.sample_rate, num_samples=data.num_samples,
-                                num_classes=len(data.class_names))
+                                num_classes=len(data.class_names), class_names=list(data.class_names))
         meta["preprocessing"] = {
             "sample_rate": data.sample_rate, "num_samples": data.num_samples,
             "clip": "mono (channels averaged), resampled, padded or trimmed (centred) to num_samples",
