@@ -265,8 +265,8 @@ def test_export_with_float16_weights_translates_as_the_rounded_model(toy, tmp_pa
     stored = tf.train.load_checkpoint(str(path / "variables" / "variables")).get_variable_to_dtype_map()
     assert "float16" in {d.name for d in stored.values()} and "float32" not in {d.name for d in stored.values()}
     model = tf.saved_model.load(str(path))
-    assert model.serve(sentences).numpy().tolist() == expected["beam"]
-    assert model.signatures["greedy"](sentences=sentences)["output_0"].numpy().tolist() == expected["greedy"]
+    assert model.serve(sentences)["translation"].numpy().tolist() == expected["beam"]
+    assert model.signatures["greedy"](sentences=sentences)["translation"].numpy().tolist() == expected["greedy"]
 
 
 @pytest.mark.slow
@@ -283,11 +283,11 @@ def test_export_round_trip_in_a_fresh_process_without_zoo(toy, tmp_path):
         model = tf.saved_model.load({str(path)!r})
         texts = tf.constant(json.loads(sys.argv[1]))
         out = {{
-            "serve": [t.decode() for t in model.serve(texts).numpy()],
-            "greedy": [t.decode() for t in model.signatures["greedy"](sentences=texts)["output_0"].numpy()],
-            "default": [t.decode() for t in model.signatures["serving_default"](sentences=texts)["output_0"].numpy()],
+            "serve": [t.decode() for t in model.serve(texts)["translation"].numpy()],
+            "greedy": [t.decode() for t in model.signatures["greedy"](sentences=texts)["translation"].numpy()],
+            "default": [t.decode() for t in model.signatures["serving_default"](sentences=texts)["translation"].numpy()],
             "truncated": model.signatures["details"](sentences=texts)["truncated"].numpy().tolist(),
-            "empty_batch": model.serve(tf.constant([], tf.string)).numpy().tolist(),
+            "empty_batch": model.serve(tf.constant([], tf.string))["translation"].numpy().tolist(),
             "zoo_imported": any(m == "zoo" or m.startswith("zoo.") for m in sys.modules),
         }}
         print("RESULT" + json.dumps(out))

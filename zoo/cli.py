@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
-import math
 import os
 import sys
+
+from zoo.jsonutil import dumps_strict, finite_or_none  # noqa: F401 (their old home)
 
 
 def check_utf8(argv) -> None:
@@ -48,26 +48,6 @@ def run(main, argv=None):
     except KeyboardInterrupt:
         print("\ninterrupted: run the same command again to resume from the last finished epoch.", file=sys.stderr)
         sys.exit(130)
-
-
-def finite_or_none(value):
-    """`value` with every float that is NaN or infinite (NumPy's too) replaced by None, in nested
-    dicts, lists and tuples: what strict JSON can hold."""
-    if isinstance(value, dict):
-        return {k: finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [finite_or_none(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if hasattr(value, "dtype") and getattr(value, "shape", None) == () and value.dtype.kind == "f":
-        return float(value) if math.isfinite(float(value)) else None
-    return value
-
-
-def dumps_strict(value, **kwargs) -> str:
-    """`json.dumps` that every JSON parser reads: non-finite floats become null (`finite_or_none`),
-    never the `NaN` or `Infinity` Python writes by default."""
-    return json.dumps(finite_or_none(value), allow_nan=False, **kwargs)
 
 
 # --- console scripts (setup.cfg): the `python -m` commands under short names ---------------------

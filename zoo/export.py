@@ -6,7 +6,6 @@ TensorFlow-only code: builders stay backend-agnostic, export wraps them in a `tf
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import tempfile
@@ -15,6 +14,7 @@ from pathlib import Path
 import keras
 
 from zoo.errors import ZooError
+from zoo.jsonutil import dumps_strict
 
 
 def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict, extra_signatures=None, track=(),
@@ -74,7 +74,7 @@ def export_saved_model(model, path, *, input_signature, serve_fn, metadata: dict
         check_portable(tmp)
         metadata = {**metadata, "parameters": int(model.count_params()), "weights_dtype": weights_dtype,
                     "size_bytes": sum(f.stat().st_size for f in tmp.rglob("*") if f.is_file())}
-        (tmp / "metadata.json").write_text(json.dumps(metadata, indent=2, default=str) + "\n")
+        (tmp / "metadata.json").write_text(dumps_strict(metadata, indent=2, default=str) + "\n")
     return path
 
 

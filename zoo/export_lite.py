@@ -462,8 +462,10 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
             convert.
     """
     from zoo.export import atomic_directory
+    from zoo.jsonutil import dumps_strict
     from zoo.lite import FRONTEND_FILE, LITE_FILE, interpreter_class, op_counts
     from zoo.pretrained import CARD, LITE_KINDS, check_tolerance, evaluate, load, resolve
+    from zoo.publish import card_signatures, validate_card
     from zoo.safety import MANIFEST, sha256, write_manifest
     from zoo.train import package_versions
 
@@ -519,7 +521,6 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
         check = card.get("check") or {}
         examples_checked = check.get("examples") or result["examples"]
         specs = lite.specs["serve"]
-        (input_name, input_spec), = specs["inputs"].items()
         lite_card.update({
             "metric": {"name": result["metric"], "value": result["value"], "examples": result["examples"],
                        "measured": "by zoo.pretrained.evaluate with the LiteRT interpreter on the whole test split of "
@@ -533,8 +534,8 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
                       "how": "zoo.pretrained.evaluate on the mirror (ZOO_DATA_DIR) in a fresh process; "
                              "tests/test_lite.py, real_data marker"},
             "inputs": _SEPARATE_INPUTS if frontend else _INPUTS[float_entry.kind],
-            "input": {"name": input_name, **input_spec},
-            "output": {**next(iter(specs["outputs"].values())), "meaning": "label probabilities"},
+            "signatures": card_signatures({"serve": specs}, {"signatures": {"serve": card["signatures"]["serve"]}},
+                                          float_entry.kind),
             "quantization": {
                 "method": "full-integer post-training quantization (TFLiteConverter, Optimize.DEFAULT, representative "
                           "dataset): int8 weights and activations, int32 biases",
@@ -570,7 +571,8 @@ def export_lite(name, *, int8=True, data_dir=None, models_dir=None, examples=REP
             "versions": {**package_versions(), "interpreter": _interpreter_version(interpreter_class())},
             "exported": datetime.date.today().isoformat(),
         })
-        (tmp / CARD).write_text(json.dumps(lite_card, indent=2, ensure_ascii=False) + "\n")
+        (tmp / CARD).write_text(dumps_strict(validate_card(lite_card, f"The card of {lite_name}"), indent=2,
+                                             ensure_ascii=False) + "\n")
         write_manifest(tmp)
     return dest
 

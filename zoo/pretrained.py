@@ -566,6 +566,9 @@ def task_config(card, data_dir=None):
     names = {f.name for f in dataclasses.fields(module.Config)}
     saved = {k: v for k, v in card.get("training", {}).get("config", {}).items() if k in names}
     saved["data_dir"] = data_dir
+    root = data_dir or os.environ.get("ZOO_DATA_DIR")
+    if root and isinstance(saved.get("data"), str) and saved["data"].startswith("$ZOO_DATA_DIR/"):
+        saved["data"] = str(Path(root) / saved["data"][len("$ZOO_DATA_DIR/"):])  # as zoo.publish records it
     if "num_samples" in card and "sample_rate" in card:  # the clip length the model takes
         saved.update(sample_rate=card["sample_rate"], clip_seconds=card["num_samples"] / card["sample_rate"])
     return apply_overrides(module.Config(), saved, f"the training config of {card.get('name', card['task'])}")

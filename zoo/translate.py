@@ -444,8 +444,8 @@ def export_translator(translator: Translator, path, *, metadata: dict, method="b
     """Writes a SavedModel of `translator` to `path`, with the vocabularies beside it.
 
     Signatures (each takes `string[None]` sentences):
-        serve (also serving_default): the translations (`string[None]`), decoded with `method`.
-        greedy, beam: the translations with that decoding.
+        serve (also serving_default): `{"translation": string[None]}`, decoded with `method`.
+        greedy, beam: the same with that decoding.
         details: a dict of translation, score, log_prob, source_tokens and truncated, with `method`.
 
     Loading needs `import tensorflow_text` (its ops) but not `zoo`. An input longer than the
@@ -473,7 +473,8 @@ def export_translator(translator: Translator, path, *, metadata: dict, method="b
                 lambda: tf.no_op())
         return out
 
-    strings = {m: tf.function(lambda texts, m=m: run(m, texts)["translation"], input_signature=spec,
+    # A named output: TF Serving and saved_model_cli show `translation`, not `output_0`.
+    strings = {m: tf.function(lambda texts, m=m: {"translation": run(m, texts)["translation"]}, input_signature=spec,
                               autograph=False) for m in ("greedy", "beam")}
 
     @tf.function(input_signature=spec, autograph=False)
@@ -485,7 +486,7 @@ def export_translator(translator: Translator, path, *, metadata: dict, method="b
         translator.model, path, input_signature=spec, serve_fn=strings[method], weights_dtype=weights_dtype,
         extra_signatures={"greedy": (strings["greedy"], spec), "beam": (strings["beam"], spec),
                           "details": (details, spec)},
-        metadata={**metadata, "decoding": {"serve": method, "beam_width": translator.beam_width,
+        metadata={**metadata, "signatures": translator_signatures(method), "decoding": {"serve": method, "beam_width": translator.beam_width,
                                            "length_penalty": translator.alpha,
                                            "max_output_length": translator.max_output_length},
                   "max_source_tokens": translator.max_source_tokens,
@@ -499,6 +500,28 @@ def export_translator(translator: Translator, path, *, metadata: dict, method="b
     translator.source_tokenizer.save(Path(path) / "source_vocab.txt")
     translator.target_tokenizer.save(Path(path) / "target_vocab.txt")
     return path
+
+
+def translator_signatures(method: str) -> dict:
+    """The card's `signatures` of `export_translator`'s SavedModel, `method` decoding `serve`."""
+    from zoo.export import tensor
+
+    sentences = {"sentences": tensor("string", [None], "raw UTF-8 sentences in the source language; normalized and "
+                                                      "tokenized in the graph")}
+
+    def translation(how):
+        return {"translation": tensor("string", [None], f"the translations ({how} decoding), detokenized")}
+
+    details = {**translation(method),
+               "score": tensor("float32", [None], "the length-penalized log-probability the beam search ranks by"),
+               "log_prob": tensor("float32", [None], "the log-probability of the translation's subwords"),
+               "source_tokens": tensor("int32", [None], "the source's subwords the model read, [START] and [END] "
+                                                        "included"),
+               "truncated": tensor("bool", [None], "whether the source was cut to max_source_tokens")}
+    signatures = {m: {"inputs": sentences, "outputs": translation(m)} for m in ("greedy", "beam")}
+    signatures["serve"] = signatures["serving_default"] = signatures[method]
+    signatures["details"] = {"inputs": sentences, "outputs": details}
+    return signatures
 
 
 def steps_per_epoch(pairs: int, batch_size: int) -> int:

@@ -35,7 +35,7 @@ import typing
 from dataclasses import dataclass
 from pathlib import Path
 
-from zoo.cli import dumps_strict
+from zoo.jsonutil import dumps_strict
 from zoo.config import TrainConfig, option, parse_config
 from zoo.data import subset_indices
 from zoo.data.translation import DATASET_PAIRS, PAIRS
@@ -304,8 +304,7 @@ def main(argv=None) -> dict:
                                  weights_dtype=cfg.export_weights, metadata=export_metadata(
             run, metrics, task=TASK, pair=direction, dataset=corpus.source, split=corpus.split, model=cfg.model,
             model_kwargs=cfg.model_kwargs, lowercase_source=cfg.lowercase_source,
-            lowercase_target=cfg.lowercase_target, input={"sentences": "string[None]"},
-            output={"translations": "string[None]"}))
+            lowercase_target=cfg.lowercase_target))
         print(f"SavedModel: {path}")
     return finish_run(run, metrics)
 
