@@ -20,7 +20,7 @@ Each trial runs in a process of its own (`--in-process` runs them in this one), 
 data this process loaded once. Killing a search and running the same command again resumes it:
 finished trials are kept and the trial that was running goes on from its last finished epoch.
 Several processes (or machines sharing the directory) can search together with KerasTuner's
-chief/worker mode: see the README.
+chief/worker mode: see docs/tuning.md.
 
 A task module is tunable when it defines, besides `TASK`, `Config` and `PRESETS`:
 

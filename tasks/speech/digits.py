@@ -18,7 +18,7 @@ a Keras audio folder `<label>/*.wav`); otherwise TFDS downloads `spoken_digit`. 
 and starting the same command again resumes it.
 
 The `default` preset reached 100% test accuracy (300 of 300) in 10 minutes on a 2-core CPU;
-`small` has not been run to the end yet (README, Speech results).
+`small` has not been run to the end (docs/speech.md).
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ Otherwise TFDS downloads `imdb_reviews`. Killing a run and starting the same com
 resumes it. Loading the exported model needs `import tensorflow_text` (its normalization ops).
 
 The `default` preset reached 90.91% accuracy on the 25,000 test reviews (41 min of training on
-a 2-core CPU shared with other jobs); `words` 88.12%. Commands and details: README, Sentiment.
+a 2-core CPU shared with other jobs); `words` 88.12%. Commands and details: docs/text.md.
 """
 
 from __future__ import annotations
@@ -56,11 +56,11 @@ class Config(TextConfig):
 _RECIPE = dict(optimizer="adamw", learning_rate=2e-3, weight_decay=1e-2, schedule="cosine", warmup_epochs=0.5,
                batch_size=64, clipnorm=1.0, validation_split=0.1, precision="float32")
 PRESETS = {
-    # 2 x 64-unit BiLSTM over word + bigram embeddings, max pooling: 90.91% test (README).
+    # 2 x 64-unit BiLSTM over word + bigram embeddings, max pooling: 90.91% test (docs/text.md).
     "default": dict(_RECIPE, model="bilstm", epochs=4, vocab_size=30000, bigrams=50000, max_length=800,
                     model_kwargs={"embedding_dim": 128, "units": (64, 64), "pooling": "max", "dropout": 0.4,
                                   "embedding_dropout": 0.3}),
-    # The same network on words only, 400 tokens: 88.12% test after 3 epochs (README).
+    # The same network on words only, 400 tokens: 88.12% test after 3 epochs (docs/text.md).
     "words": dict(_RECIPE, model="bilstm", epochs=3, vocab_size=20000, bigrams=0, max_length=400,
                   model_kwargs={"embedding_dim": 128, "units": (64, 64), "pooling": "max", "dropout": 0.3,
                                 "embedding_dropout": 0.2}),

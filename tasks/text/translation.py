@@ -21,7 +21,7 @@ decodes (beam search in a `tf.while_loop`) and detokenizes in the graph.
 starting the same command again resumes it; `--weights RUN/model.weights.h5 --epochs 0`
 evaluates and exports a trained model again (its vocabularies are read from RUN).
 
-Measured on the 2-core CPU (shared with other jobs; README, "Translation results"):
+Measured on the 2-core CPU (shared with other jobs; docs/translation.md):
 `--pair de-en` reached 41.03 BLEU / 59.66 chrF on Multi30k test_2016_flickr with beam search
 (39.77 / 58.86 greedy) after 12 epochs in 71 minutes; `--pair spa-eng --epochs 5
 --batch-size 128` reached 46.72 BLEU / 61.44 chrF on the Tatoeba test split with beam search

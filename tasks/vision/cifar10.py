@@ -15,7 +15,7 @@ Offline, `--data-dir DIR` or `ZOO_DATA_DIR` points at `cifar-10-batches-bin/`,
 downloads the data. Killing a run and starting the same command again resumes it.
 
 Results on the CIFAR-10 JPEG mirror's test set, with the commands that produced them, are in
-the README.
+docs/vision.md.
 """
 
 from __future__ import annotations
