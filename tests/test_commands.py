@@ -284,7 +284,7 @@ def test_an_install_without_entries_names_zoo_models_dir(monkeypatch, tmp_path):
 
 
 @pytest.mark.slow
-def test_the_wheel_installs_and_runs_without_the_repository(tmp_path):
+def test_the_wheel_installs_and_runs_without_the_repository(tmp_path, make_cifar_bin):
     """`python -m build` makes an sdist and a wheel; the wheel carries the packages, the console
     scripts and the license, not saved_models/; installed in a fresh venv, its commands run from
     anywhere, and the pretrained entries load from ZOO_MODELS_DIR.
@@ -346,3 +346,22 @@ def test_the_wheel_installs_and_runs_without_the_repository(tmp_path):
     assert json.loads(predicted.stdout)["results"][0]["label"]
     assert command("zoo-train", "--help").stdout.startswith("usage: zoo-train TASK")
     assert sdist.stat().st_size > 0
+
+    # The README's smoke run, on a toy CIFAR-10 (the real one needs the mirror or a network), and the
+    # generic command on a folder of class folders.
+    toy = make_cifar_bin(tmp_path / "toy", records_per_file=20)
+    smoke = command("zoo-train", "vision.cifar10", "--preset", "seed", "--epochs", "1", "--subset", "0.1",
+                    "--output-dir", "runs/smoke", "--data-dir", str(toy.path), ZOO_PARTIAL_DATA="1")
+    assert smoke.returncode == 0, smoke.stderr[-3000:]
+    assert (work / "runs" / "smoke" / "saved_model" / "saved_model.pb").is_file()
+    photos = work / "photos"
+    for label, colour in enumerate(("red", "blue")):
+        (photos / colour).mkdir(parents=True)
+        for i in range(6):
+            pixels = np.full((20 + i, 30, 3), 40, "uint8")
+            pixels[..., 2 * label] = 220
+            keras.utils.save_img(photos / colour / f"{i}.jpg", pixels)
+    own = command("zoo-train", "vision.classify", "--data", str(photos), "--model", "seed_cnn", "--epochs", "1",
+                  "--image-size", "16", "--test-split", "0.34", "--validation-split", "0", "--output-dir", "runs/own")
+    assert own.returncode == 0, own.stderr[-3000:]
+    assert json.loads((work / "runs" / "own" / "saved_model" / "metadata.json").read_text())["labels"] == ["blue", "red"]
