@@ -185,7 +185,7 @@ def rate_wav(rate):
      r"low/bad\.wav: the WAV file declares a sample rate of 500 Hz; accepted: 1000 to 384000 Hz\."),
     (lambda r: (r / "low" / "bad.wav").write_bytes(rate_wav(10**9)),
      r"low/bad\.wav: the WAV file declares a sample rate of 1000000000 Hz"),
-    (lambda r: (r / "silent").mkdir(), r"/silent: no clips \(\.flac, \.ogg, \.wav\) in this class folder"),
+    (lambda r: (r / "silent").mkdir(), r"/silent: no clips \(\.flac, \.mp3, \.ogg, \.wav\) in this class folder"),
 ])
 def test_bad_input_is_one_data_error_naming_the_file_or_folder(tmp_path, make, message):
     good_folder(tmp_path)

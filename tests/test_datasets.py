@@ -175,3 +175,32 @@ def test_tfds_offline_and_unlabelled_datasets_are_clear_errors(monkeypatch):
               {"x": SimpleNamespace(shape=(4, 4, 3)), "label": object()})
     with pytest.raises(DataError, match="its label 'label' is not a class label"):
         load_dataset("tfds:y", "image", config())
+
+
+def test_class_folders_are_read_at_any_depth_and_hidden_files_skipped(tmp_path):
+    for label in ("cats", "dogs"):
+        for i, sub in enumerate(["", "2024/", "2024/june/", ".thumbnails/"] * 3):
+            path = tmp_path / "notes" / label / sub / f"{i}.txt"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(f"a note about {label} number {i}")
+    data = load_dataset(str(tmp_path / "notes"), "text", config(validation_split=0.0, test_split=0.25))
+    assert len(data.train) + len(data.test) == 2 * 9  # 12 files a class, 3 of them in a hidden folder
+    assert not any("/.thumbnails/" in f for f in data.train.files + data.test.files)
+
+
+def test_mp3_clips_are_read(tmp_path):
+    import soundfile as sf
+
+    rate = 16000
+    t = np.arange(rate // 2) / rate
+    for label, freq in (("low", 500), ("high", 2000)):
+        (tmp_path / "clips" / label).mkdir(parents=True)
+        for i in range(5):
+            sf.write(tmp_path / "clips" / label / f"{i}.mp3", (0.3 * np.sin(2 * np.pi * freq * t)).astype("float32"),
+                     rate, format="MP3")
+    data = load_dataset(str(tmp_path / "clips"), "audio", config(sample_rate=8000, clip_seconds=0.5,
+                                                                 validation_split=0.2, test_split=0.2))
+    clip = data.test.x[0]
+    peak = np.argmax(np.abs(np.fft.rfft(clip))) * 8000 / len(clip)
+    assert abs(peak - (500 if data.class_names[data.test.labels[0]] == "low" else 2000)) < 30
+    assert any("mp3" in note for note in data.notes)

@@ -170,6 +170,7 @@ def list_class_folders(path, suffixes, *, kind: str, layout: str, class_names=No
         kind: what the files hold, for error messages ("images").
         layout: how the layout looks, for error messages ("train/<class>/*.txt").
         class_names: the classes to read, in label order (other subfolders are ignored);
+            the files of a class are those of its folder and of the folders inside it, at any depth;
             default: every subfolder, sorted, except hidden ones and those in `skip`.
         skip: subfolders that are not classes.
 
@@ -189,7 +190,10 @@ def list_class_folders(path, suffixes, *, kind: str, layout: str, class_names=No
     for label, name in enumerate(class_names):
         folder = path / name
         # Not only regular files: a broken link or a folder named like a file fails, named, when read.
-        found = sorted(p for p in folder.iterdir() if p.suffix.lower() in suffixes) if folder.is_dir() else []
+        # Subfolders of a class folder are read too (as Keras' *_dataset_from_directory do), hidden ones not.
+        found = sorted(p for p in folder.rglob("*") if p.suffix.lower() in suffixes and not p.is_dir()
+                       and not any(part.startswith(".") for part in p.relative_to(folder).parts)) \
+            if folder.is_dir() else []
         if not found:
             raise DataError(f"{folder}: no {kind} ({', '.join(sorted(suffixes))}) in this class folder; "
                             "every class needs examples.")

@@ -42,7 +42,8 @@ SILENCE = "_silence_"
 FSDD_PATTERN = re.compile(r"^(\d)_([A-Za-z0-9]+)_(\d+)\.wav$", re.IGNORECASE)
 FSDD_TAKES = 50  # recordings of each digit by each speaker
 # The clips a folder is listed for (`zoo.audio.read_audio` decodes them; libsndfile reads more).
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+# What libsndfile (through soundfile) decodes; MP3 since libsndfile 1.1.
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3")
 MAX_CLIP_SECONDS = 10.0  # the most `load_audio_dataset` picks by itself; longer clips are centre-trimmed
 
 
@@ -139,7 +140,7 @@ def list_audio_folder(path) -> tuple[list[Path], np.ndarray, tuple]:
     `_background_noise_` (the long recordings of the full Speech Commands release) and hidden
     folders are skipped; a label folder without clips is an error naming it.
     """
-    return list_class_folders(path, set(AUDIO_SUFFIXES), kind="clips", layout="<label>/*.wav (.flac, .ogg) folders",
+    return list_class_folders(path, set(AUDIO_SUFFIXES), kind="clips", layout="<label>/*.wav (.flac, .ogg, .mp3) folders",
                               skip=("_background_noise_",))
 
 
