@@ -480,3 +480,16 @@ def test_tfds_failures_are_one_data_error(monkeypatch):
     with pytest.raises(DataError, match=r"Could not load 'speech_commands' from TensorFlow Datasets \(ConnectionError: "
                                         r"no network\)\. Offline, point --data-dir or ZOO_DATA_DIR"):
         load_speech_commands()
+
+
+@pytest.mark.parametrize("rate_in, rate_out, n, length", [
+    (44100, 16000, 44100, None), (8000, 16000, 6000, None), (16000, 8000, 16000, 5600), (48000, 16000, 100000, 16000),
+    (22050, 16000, 30000, None), (1000, 384000, 300, None), (384000, 1000, 400000, None), (16000, 44100, 5000, 8000)])
+def test_the_numpy_resampler_of_training_data_is_the_graph_resampler(rate_in, rate_out, n, length):
+    from zoo.audio import resample, resample_numpy
+
+    x = np.random.default_rng(0).normal(size=n).astype("float32")
+    expected = resample(x, rate_in, rate_out, length=length).numpy()
+    got = resample_numpy(x, rate_in, rate_out, length=length)
+    assert got.shape == expected.shape and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-5)

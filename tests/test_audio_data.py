@@ -177,7 +177,7 @@ def rate_wav(rate):
 
 @pytest.mark.parametrize("make, message", [
     (lambda r: (r / "low" / "bad.wav").write_bytes(b"not audio at all, only text in a .wav"),
-     r"low/bad\.wav: not a readable audio file \(WAV, FLAC or OGG; Format not recognised\.\)"),
+     r"low/bad\.wav: not a readable audio file \(WAV, FLAC, OGG or MP3; Format not recognised\.\)"),
     (lambda r: (r / "low" / "bad.flac").write_bytes(b""), r"low/bad\.flac: not a readable audio file \(empty file\)"),
     (lambda r: (r / "low" / "bad.wav").write_bytes(tf.audio.encode_wav(np.zeros((0, 1), "float32"), 8000).numpy()),
      r"low/bad\.wav: the WAV file holds no audio samples\."),
@@ -312,7 +312,7 @@ def test_the_predictor_names_an_unreadable_file(toy_entries, tmp_path):
     model = load(toy_entries["unnamed"])
     bad = tmp_path / "broken.flac"
     bad.write_bytes(b"fLaC but nothing after")
-    with pytest.raises(DataError, match=r"broken\.flac: not a readable audio file \(WAV, FLAC or OGG; "):
+    with pytest.raises(DataError, match=r"broken\.flac: not a readable audio file \(WAV, FLAC, OGG or MP3; "):
         model.predict([bad])
     with pytest.raises(DataError, match=r"input 2: not a readable audio file"):
         model.predict([tf.audio.encode_wav(np.zeros((800, 1), "float32"), 8000).numpy(), b"junk"])

@@ -505,7 +505,7 @@ def test_cli_translates_sentences(toy, capsys, monkeypatch):
     ("cifar10", "missing", r"missing\.png: no such file\."),
     ("cifar10", "txt", r"notes\.txt: not a decodable image \(PNG, JPEG, GIF or BMP\)\."),
     ("spoken_digits", "missing", r"missing\.png: no such file\."),
-    ("spoken_digits", "png", r"photo\.png: not a readable audio file \(WAV, FLAC or OGG; Format not recognised\.\)"),
+    ("spoken_digits", "png", r"photo\.png: not a readable audio file \(WAV, FLAC, OGG or MP3; Format not recognised\.\)"),
     ("spoken_digits", "bad_wav", r"broken\.wav: not a readable audio file"),
     ("toy_sentiment", "empty", r"Input 1 is an empty string: toy_sentiment needs some text\."),
     ("toy_translate", "blank", r"Input 1 is an empty string: toy_translate needs some text\."),

@@ -384,7 +384,7 @@ class ImageClassifier(Classifier):
 
 class AudioClassifier(Classifier):
     """Audio in: file paths or file bytes, or `float32[N, num_samples]` waveforms at the model's
-    rate (`serve`). Files may be WAV of any sample width (8/16/24/32-bit PCM, float), FLAC or OGG,
+    rate (`serve`). Files may be WAV of any sample width (8/16/24/32-bit PCM, float), FLAC, OGG or MP3,
     of any channel count and any rate from 1 to 384 kHz: 16-bit PCM WAV files go to `serve_wav`,
     which decodes, resamples and pads or trims them in the graph; other files are decoded with
     `soundfile` here and prepared the same way (`zoo.audio.read_audio`, `fit_clip`) for `serve`.

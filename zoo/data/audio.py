@@ -347,7 +347,7 @@ def clip_duration(path) -> float:
         info = None
     if info is None or not MIN_SAMPLE_RATE <= info.samplerate <= MAX_SAMPLE_RATE or info.frames <= 0:
         read_audio(path)  # raises the reason, named
-        raise DataError(f"{path}: not a readable audio file (WAV, FLAC or OGG).")
+        raise DataError(f"{path}: not a readable audio file (WAV, FLAC, OGG or MP3).")
     return info.frames / info.samplerate
 
 
