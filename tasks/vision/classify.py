@@ -38,12 +38,14 @@ class Config(ImageConfig):
 
 # `default` is for a folder of a few hundred to a few thousand photos: the airbench network,
 # SGD with Nesterov momentum at a batch of 64, a one-cycle schedule long enough for small data,
-# label smoothing, a whitened patch stem and flip test-time augmentation. `fast` and `seed` are
-# CIFAR-10's (tasks.vision.cifar10), for data of that size.
+# label smoothing and flip test-time augmentation. No whitened stem (CIFAR-10's `fast` has one):
+# on 120 generated photos of three colours it left the network's inference-mode outputs the same
+# for every image (33% test accuracy, 100% without). `fast` and `seed` are CIFAR-10's
+# (tasks.vision.cifar10), for data of that size.
 PRESETS = {
-    "default": dict(model="airbench", whiten=True, optimizer="nesterov", learning_rate=0.1, momentum=0.9,
-                    weight_decay=5e-3, schedule="onecycle", pct_start=0.25, label_smoothing=0.2, batch_size=64,
-                    epochs=40, flip=True, tta=True),
+    "default": dict(model="airbench", optimizer="nesterov", learning_rate=0.1, momentum=0.9, weight_decay=5e-3,
+                    schedule="onecycle", pct_start=0.25, label_smoothing=0.2, batch_size=64, epochs=40, flip=True,
+                    tta=True),
     "fast": CIFAR10_PRESETS["fast"],
     "seed": CIFAR10_PRESETS["seed"],
 }
