@@ -40,8 +40,8 @@ class Config(ImageConfig):
 # SGD with Nesterov momentum at a batch of 64, a one-cycle schedule long enough for small data,
 # label smoothing and flip test-time augmentation. No whitened stem (CIFAR-10's `fast` has one):
 # on 120 generated photos of three colours it left the network's inference-mode outputs the same
-# for every image (33% of 12 test photos after 40 epochs; 100% without it after 20). `fast` and `seed` are CIFAR-10's
-# (tasks.vision.cifar10), for data of that size.
+# for every image (33% of 12 test photos after 40 epochs; 100% without it after 20). `fast` and
+# `seed` are CIFAR-10's (tasks.vision.cifar10), for data of that size.
 PRESETS = {
     "default": dict(model="airbench", optimizer="nesterov", learning_rate=0.1, momentum=0.9, weight_decay=5e-3,
                     schedule="onecycle", pct_start=0.25, label_smoothing=0.2, batch_size=64, epochs=40, flip=True,
