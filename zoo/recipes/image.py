@@ -120,7 +120,10 @@ class ImageRecipe(Recipe):
             from zoo.pipeline import normalize_images
 
             mean, std = normalization(cfg, data)
-            init_patch_whitening(model, normalize_images(datasets["train_images"][:5000], mean, std).numpy())
+            # A random sample: the first images of a folder dataset are all of its first classes.
+            images = datasets["train_images"]
+            sample = np.sort(np.random.default_rng(cfg.seed).permutation(len(images))[:5000])
+            init_patch_whitening(model, normalize_images(images[sample], mean, std).numpy())
 
     def classifier(self, cfg, model):
         from zoo.models.vision import with_flip_tta
