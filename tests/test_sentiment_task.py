@@ -163,7 +163,7 @@ def test_malformed_data_dirs_name_what_is_wrong(tmp_path, make_text_folder):
     with pytest.raises(DataError, match=r"test/neg: no texts \(\.txt\) in this class folder"):
         load_imdb(tmp_path / "a")
     base = make_text_folder(tmp_path / "b", train_per_class=2, test_per_class=1)
-    (base / "train" / "pos" / "broken.txt").mkdir()  # a .txt that cannot be read
+    (base / "train" / "pos" / "broken.txt").symlink_to(tmp_path / "nowhere")  # a .txt that cannot be read
     with pytest.raises(DataError, match=r"Cannot read .*train/pos/broken\.txt"):
         load_imdb(tmp_path / "b")
     base = make_text_folder(tmp_path / "c", train_per_class=1, test_per_class=1)
