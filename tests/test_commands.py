@@ -113,7 +113,9 @@ def test_the_catalog_lists_builders_tasks_and_pretrained_entries(capsys):
     assert "  vision.cifar10: presets seed, fast, default" in text
     for info in catalog["tasks"].values():
         assert "ZOO_DATA_DIR" in info["data"] and "Killing" not in info["data"]
-    assert "cifar-10-batches-bin/" in catalog["tasks"]["vision.cifar10"]["data"]
+    assert catalog["tasks"]["vision.cifar10"]["data"].startswith("--data cifar10: a registered image dataset")
+    assert catalog["tasks"]["vision.classify"]["recipe"] == "image" and "(required)" in catalog["tasks"]["vision.classify"]["data"]
+    assert "  imdb (text): IMDB Large Movie Review Dataset" in text and "--data PATH for audio tasks:" in text
     assert set(catalog["pretrained"]) == set(pretrained_models())
     card = json.loads((REPO / "saved_models" / "cifar10" / "metadata.json").read_text())
     assert catalog["pretrained"]["cifar10"]["value"] == card["metric"]["value"]
@@ -180,7 +182,7 @@ def test_zoo_train_passes_a_bad_flag_to_the_task_parser(capsys):
 @pytest.mark.parametrize("script, argv, expected", [
     ("predict", ["--help"], "python -m zoo.predict"),
     ("tune", ["--help"], "tunable tasks:"),
-    ("publish", ["--help"], "RUN_DIR NAME"),
+    ("publish", ["--help"], "[RUN_DIR] [NAME]"),
     ("models", ["--help"], "python -m zoo.models"),
     ("train", ["text.sentiment", "--help"], "--preset {default,words}"),
 ])

@@ -50,7 +50,8 @@ def tasks() -> dict:
         module = importlib.import_module(f"tasks.{name}")
         recipe = getattr(module, "RECIPE", None)
         default = getattr(module.Config(), "data", None) if recipe is not None else None
-        data = (f"--data {default} by default" if default else "--data required") if recipe else data_layout(module)
+        data = (f"--data {default or 'DATA (required)'}: a registered {recipe.kind} dataset (read from --data-dir or "
+                f"ZOO_DATA_DIR, else TFDS), a path or tfds:NAME") if recipe else data_layout(module)
         out[name] = {"presets": list(getattr(module, "PRESETS", {})), "recipe": recipe and recipe.kind, "data": data}
     return out
 
