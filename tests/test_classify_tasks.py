@@ -3,28 +3,18 @@ on a folder of class folders of mixed sizes and formats without `test/`, `tasks.
 a 3-class CSV, `tasks.speech.classify` on WAV/FLAC clips at mixed rates and lengths; each then
 published and loaded back with `zoo.load`. Each trains for seconds: marked slow."""
 
-import contextlib
-import io
 import json
 
-import keras
 import numpy as np
 import pytest
 import soundfile as sf
 
 from tests.test_image_data import COLOURS, mixed_folder, save, tinted
+from tests.test_speech_tasks import run_main
 from tests.test_text_data import CLASS_NAMES, toy_rows, toy_text, write_table
 from zoo.errors import DataError, ZooError
 
 FAST = ["--batch-size", "8", "--no-tensorboard", "--verbose", "0", "--precision", "float32", "--jit-compile", "false"]
-
-
-def run_main(main, argv):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out):
-        metrics = main(argv)
-    keras.mixed_precision.set_dtype_policy("float32")
-    return metrics, out.getvalue()
 
 
 # --- images -----------------------------------------------------------------------------------------
