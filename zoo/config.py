@@ -19,6 +19,7 @@ from pathlib import Path
 
 from zoo.distribute import DISTRIBUTIONS
 from zoo.errors import ZooError
+from zoo.finetune import FREEZE, FREEZE_HELP
 from zoo.optim import OPTIMIZERS, SCHEDULES
 from zoo.precision import PRECISIONS
 
@@ -270,6 +271,25 @@ def to_argv(overrides: dict) -> list:
         else:
             argv += [_flag(name), value if isinstance(value, str) else repr(value)]
     return argv
+
+
+@dataclass
+class FineTuneOptions:
+    """What the recipes' tasks add for fine-tuning: the entry to start from, what stays frozen and
+    an optional first stage that trains the head alone (`zoo.finetune`)."""
+
+    init_from: typing.Optional[str] = option(None, "start from a pretrained entry (a name from python -m zoo.models, "
+                                                   "or an entry's path): its architecture, weights and preprocessing; "
+                                                   "the head (logits) is replaced when the labels differ")
+    freeze: str = option("none", FREEZE_HELP, FREEZE)
+    head_epochs: int = option(0, "with --init-from: first train the head alone for this many epochs, then what --freeze "
+                                 "leaves trainable for --epochs at --learning-rate x --fine-tune-lr-scale", ge=0)
+    fine_tune_lr_scale: float = option(0.1, "with --head-epochs: the second stage's learning rate, as a fraction of "
+                                            "--learning-rate", gt=0, le=1)
+
+    def check_fine_tuning(self):
+        if not self.init_from and (self.freeze != "none" or self.head_epochs):
+            raise ZooError("--freeze and --head-epochs need --init-from ENTRY: without it every weight is new.")
 
 
 def save_config(cfg, path):

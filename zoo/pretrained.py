@@ -239,6 +239,13 @@ class Predictor:
         """One input of the kind `predict` takes (for smoke tests and latency benchmarks)."""
         raise NotImplementedError
 
+    def keras_model(self):
+        """The entry as a trainable, uncompiled `keras.Model` returning logits, its weights the
+        SavedModel's (`zoo.finetune.keras_model`); `model.preprocessing` says what its inputs must be."""
+        from zoo.finetune import keras_model
+
+        return keras_model(self.path)
+
 
 class Classifier(Predictor):
     """A predictor whose outputs are probabilities over `labels`."""

@@ -381,7 +381,17 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
     if example:
         card["example_input"] = example
     card["reproduce"] = portable_command(card["reproduce"], data_dirs=data_dirs)
+    _add_fine_tune(card, name)
     return validate_card(card, f"The card of {name}")
+
+
+def _add_fine_tune(card: dict, name: str) -> dict:
+    from zoo.finetune import fine_tune_card
+
+    fine_tune = fine_tune_card(card, name)
+    if fine_tune:
+        card["fine_tune"] = fine_tune
+    return card
 
 
 def publish(run_dir, name: str, *, models_dir=None, force: bool = False, metric: str | None = None,
@@ -478,7 +488,7 @@ def refreshed_card(card: dict, specs: dict, *, data_dir=None) -> dict:
     if isinstance(card.get("source"), dict):
         card["source"] = {**card["source"],
                           "command": portable_command(card["source"].get("command"), data_dirs=data_dirs)}
-    return card
+    return _add_fine_tune(card, card.get("name") or "")
 
 
 def write_card(path, card: dict) -> Path:
@@ -521,6 +531,12 @@ def refresh_card(name_or_path, *, data_dir=None) -> Path:
     path = resolve(name_or_path)
     verify_manifest(path)
     old = sha256(path / MANIFEST)
+    card = json.loads((path / CARD).read_text())
+    if card.get("kind") == "text_classifier" and not (path / "vocabulary.txt").is_file():
+        # Entries published before the vocabularies were files of the entry: read them from the graph.
+        from zoo.finetune import vocabularies_from_graph, write_vocabularies
+
+        write_vocabularies(path, *vocabularies_from_graph(path, card))
     new = sha256(_rewrite_card(path, data_dir=data_dir))
     for other in path.parent.iterdir():
         if other != path and (other / CARD).is_file() and (other / MANIFEST).is_file():

@@ -79,14 +79,22 @@ def _check_argument_types(name: str, kwargs: dict, known: dict) -> None:
             raise ZooError(f"Model {name!r}: {key} must be {kind} (default {default!r}). Received: {key}={value!r}")
 
 
-def build_model(name: str, **kwargs):
+def build_model(name: str, *, weights=None, **kwargs):
     """Builds the registered model `name`.
 
     Keyword arguments that are `None` are dropped, so a flag the user did not set keeps the
     builder's default. An unknown model, an argument the builder does not take, an argument of
     the wrong kind, and a `ValueError` or `TypeError` of the builder (which names the argument
     it refuses) are a `ZooError` naming the model and the arguments it was given.
+
+    With `weights=ENTRY` (a pretrained entry's name or path), the model is built with the entry's
+    builder arguments (those given here override them: `num_classes=5` gets a new head) and
+    starts from its weights (`zoo.finetune.build_from_entry`).
     """
+    if weights is not None:
+        from zoo.finetune import build_from_entry
+
+        return build_from_entry(weights, name=name, **kwargs)
     builder = get_builder(name)
     kwargs = {k: v for k, v in kwargs.items() if v is not None}
     known = builder_arguments(name)

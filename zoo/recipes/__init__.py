@@ -109,6 +109,10 @@ class Recipe:
     def write_files(self, cfg, run, data) -> None:
         """Files the run directory gets before training (a vocabulary)."""
 
+    def export_files(self, cfg, path, data) -> None:
+        """Files the exported SavedModel directory gets beside the model (a text model's
+        vocabularies: its entry then holds them for fine-tuning)."""
+
     def report(self, cfg, run, model, data, datasets, probabilities: dict) -> None:
         """Plots and tables of the run beyond metrics, learning curves and the confusion matrix."""
 
@@ -125,6 +129,20 @@ class Recipe:
     def search_space(self, hp) -> dict:
         raise NotImplementedError
 
+    def builder_args(self, card: dict) -> dict:
+        """The builder arguments this recipe sets from the data (`reserved`), as an entry's model
+        card records them: what rebuilds its architecture."""
+        raise NotImplementedError
+
+    def inherit(self, cfg, parent) -> dict:
+        """Config fields a run started from `parent` (`--init-from`) takes from it besides the
+        architecture: its preprocessing (normalization, sample rate, vocabulary sizes)."""
+        return {}
+
+    def model_inputs(self, card: dict) -> str:
+        """What the Keras model of an entry takes (its preprocessing done), in words."""
+        raise NotImplementedError
+
     def check(self, cfg) -> None:
         """A `ZooError` for a config this recipe cannot train."""
         from zoo.registry import list_models
@@ -134,16 +152,109 @@ class Recipe:
         reserved = sorted(set(self.reserved) & set(cfg.model_kwargs))
         if reserved:
             raise ZooError(f"--model-arg {', '.join(reserved)}: set by the task from the data{self.reserved_hint}.")
+        if hasattr(cfg, "check_fine_tuning"):
+            cfg.check_fine_tuning()
+
+    # --- fine-tuning --------------------------------------------------------------------------
+
+    def parent(self, cfg):
+        """The `zoo.finetune.Parent` of `cfg.init_from` (None without it)."""
+        if not getattr(cfg, "init_from", None):
+            return None
+        from zoo.finetune import load_parent
+
+        return load_parent(cfg.init_from)
+
+    def adopt(self, cfg, task: str):
+        """`cfg` with what `--init-from` fixes: the entry's architecture, builder arguments and
+        preprocessing; a `ZooError` if the entry is of another input kind."""
+        import dataclasses
+
+        parent = self.parent(cfg)
+        if parent is None:
+            return cfg
+        if parent.recipe != self.kind:
+            from zoo.pretrained import list_models
+
+            fitting = [n for n in list_models(tflite=False) if _recipe_of(n) == self.kind]
+            raise ZooError(f"--init-from {cfg.init_from}: a model for {parent.recipe or 'other'} data "
+                           f"({(parent.card.get('dataset') or {}).get('short', parent.card.get('task'))}); "
+                           f"tasks.{task} trains on {self.noun}. Entries for {self.noun}: "
+                           f"{', '.join(fitting) or 'none'}.")
+        changes = {"model": parent.card["model"], "model_kwargs": dict(parent.card.get("model_kwargs") or {}),
+                   **self.inherit(cfg, parent)}
+        if cfg.model != changes["model"] or (cfg.model_kwargs and cfg.model_kwargs != changes["model_kwargs"]):
+            print(f"--init-from {parent.name}: the model is the entry's ({changes['model']} "
+                  f"{changes['model_kwargs'] or ''}), not --model/--model-arg.")
+        return dataclasses.replace(cfg, **changes)
+
+    def start_from(self, cfg, model, data) -> dict:
+        """Loads the parent's weights into the built `model` (the head kept, reordered, when the
+        labels are the entry's; else replaced); returns what the run and its card record."""
+        from zoo.finetune import check_head, head_mapping, load_weights
+
+        parent = self.parent(cfg)
+        check_head(model)
+        labels = list(self.splits(data).class_names)
+        head = head_mapping(parent.labels, labels)
+        done = load_weights(model, parent.variables, head=head, source=parent.name)
+        print(f"Started from {parent.name}: {done['loaded']} weights loaded; head "
+              + ("kept (same labels" + (", reordered)" if head != sorted(head) else ")") if head is not None else
+                 f"replaced ({len(parent.labels)} labels -> {len(labels)})")
+              + (f"; frozen: {cfg.freeze}" if cfg.freeze != "none" else "") + ".")
+        return {**parent.lineage(), "head": done["head"], "freeze": cfg.freeze, "head_epochs": cfg.head_epochs}
+
+    def stage_config(self, cfg):
+        """The config of the (second) training stage: with --head-epochs, the learning rate scaled."""
+        import dataclasses
+
+        if getattr(cfg, "init_from", None) and cfg.head_epochs:
+            return dataclasses.replace(cfg, learning_rate=cfg.learning_rate * cfg.fine_tune_lr_scale)
+        return cfg
+
+    def train_head(self, cfg, run, model, datasets, n_train) -> float:
+        """The first stage of `--head-epochs N`: the head alone, N epochs at --learning-rate;
+        then `model` is compiled again for the second stage. Returns its seconds."""
+        import dataclasses
+        import sys
+        import time
+
+        from zoo.finetune import freeze, unfreeze
+        from zoo.train import compile_classifier
+
+        start = time.time()
+        steps = int(np.ceil(n_train / cfg.batch_size))
+        with run.strategy.scope():
+            before = freeze(model, "all-but-head")
+            compile_classifier(model, dataclasses.replace(cfg, epochs=cfg.head_epochs), run, steps_per_epoch=steps)
+        print(f"Stage 1: the head alone, {cfg.head_epochs} epochs at learning rate {cfg.learning_rate:g}.")
+        verbose = {"auto": 1 if sys.stdout.isatty() else 2}.get(cfg.verbose) or int(cfg.verbose)
+        model.fit(datasets["train"], epochs=cfg.head_epochs, verbose=verbose,
+                  validation_data=datasets["val"] and datasets["val"][0])
+        with run.strategy.scope():
+            unfreeze(before)
+            compile_classifier(model, self.stage_config(cfg), run, steps_per_epoch=steps)
+        print(f"Stage 2: --freeze {cfg.freeze}, learning rate {self.stage_config(cfg).learning_rate:g}.")
+        return time.time() - start
 
     # --- the flow -----------------------------------------------------------------------------
 
     def compiled_model(self, cfg, run, data, datasets, n_train):
+        """The built model, started from `--init-from`'s weights (and frozen as `--freeze` says)
+        or prepared by `prepare_model`, compiled; `model.zoo_parent` holds the lineage (or None)."""
+        from zoo.finetune import freeze
         from zoo.train import compile_classifier
 
         with run.strategy.scope():
             model = self.build(cfg, data)
-            self.prepare_model(cfg, model, data, datasets)
-            compile_classifier(model, cfg, run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
+            parent = None
+            if getattr(cfg, "init_from", None):
+                parent = self.start_from(cfg, model, data)
+                freeze(model, cfg.freeze)
+            else:
+                self.prepare_model(cfg, model, data, datasets)
+            compile_classifier(model, self.stage_config(cfg), run, steps_per_epoch=int(np.ceil(n_train / cfg.batch_size)))
+        model.zoo_parent = parent
         return model
 
     def train_classifier(self, cfg, run, data, *, task: str) -> dict:
@@ -172,9 +283,17 @@ class Recipe:
         # Model
         model = self.compiled_model(cfg, run, data, datasets, n_train)
 
-        # Train
+        # Train (with --head-epochs, the head alone first)
+        from zoo.callbacks import resumed_epoch
+
+        head_seconds = 0.0
+        if model.zoo_parent and cfg.head_epochs and not (cfg.resume and resumed_epoch(run.run_dir)):
+            head_seconds = self.train_head(cfg, run, model, datasets, n_train)
         history, metrics = train(model, datasets["train"], datasets["val"] and datasets["val"][0], cfg, run,
                                  task=task, dataset=splits.source)
+        if model.zoo_parent:
+            metrics["train_time_s"] = round(metrics["train_time_s"] + head_seconds, 1)
+            metrics["init_from"] = model.zoo_parent["name"]
 
         # Evaluate
         classifier = self.classifier(cfg, model)
@@ -203,7 +322,9 @@ class Recipe:
                     run, metrics, task=task, kind=self.predictor, recipe=self.kind, labels=class_names,
                     dataset=splits.source,
                     data={"spec": cfg.data, "examples": self.counts(data), "notes": list(splits.notes)},
-                    model=cfg.model, model_kwargs=cfg.model_kwargs, **card))
+                    model=cfg.model, model_kwargs=cfg.model_kwargs,
+                    **({"parent": model.zoo_parent} if model.zoo_parent else {}), **card))
+            self.export_files(cfg, path, data)
             print(f"SavedModel: {path}")
         return finish_run(run, metrics)
 
@@ -216,6 +337,7 @@ class Recipe:
 
         cfg = parse_config(config_cls, presets, argv, prog=f"python -m tasks.{task}", description=doc.strip())
         self.check(cfg)
+        cfg = self.adopt(cfg, task)
         check_data_spec(cfg.data, self.kind)
         run = setup_run(cfg, task, argv)
         if run.finished is not None:
@@ -234,6 +356,16 @@ class Recipe:
             return Experiment(model, datasets["train"], datasets["val"] and datasets["val"][0])
 
         return self.load_data, self.train_size, build_trial, self.search_space
+
+
+def _recipe_of(name) -> str:
+    import json
+
+    from zoo.finetune import RECIPE_OF_KIND
+    from zoo.pretrained import models_dir
+
+    card = json.loads((models_dir() / name / "metadata.json").read_text())
+    return card.get("recipe") or RECIPE_OF_KIND.get(card.get("kind"), "")
 
 
 def short_name(source: str) -> str:

@@ -14,13 +14,13 @@ from __future__ import annotations
 import typing
 from dataclasses import dataclass
 
-from zoo.config import SpeechConfig, option
+from zoo.config import FineTuneOptions, SpeechConfig, option
 from zoo.data import subset_indices
 from zoo.recipes import Recipe, register_recipe, short_name
 
 
 @dataclass
-class AudioConfig(SpeechConfig):
+class AudioConfig(FineTuneOptions, SpeechConfig):
     """What the audio recipe takes: the data, the clip format, the model and waveform augmentation."""
 
     data: typing.Optional[str] = option(None, "the dataset: a registered name (python -m zoo.models), a folder of "
@@ -94,6 +94,18 @@ class AudioRecipe(Recipe):
             "time_shift_ms": cfg.time_shift_ms, "noise_prob": cfg.noise_prob, "noise_volume": cfg.noise_volume,
             "note": "time shifts and noise are training only; the spectrogram is in the model"}
         return meta
+
+    def builder_args(self, card):
+        return {"num_classes": len(card["labels"]), "sample_rate": int(card["sample_rate"]),
+                "num_samples": int(card["num_samples"])}
+
+    def inherit(self, cfg, parent):
+        rate, samples = int(parent.card["sample_rate"]), int(parent.card["num_samples"])
+        return {"sample_rate": rate, "clip_seconds": samples / rate}
+
+    def model_inputs(self, card):
+        return (f"float32 mono waveforms [N, {card['num_samples']}] at {card['sample_rate']} Hz, in [-1, 1] "
+                "(zoo.audio.read_audio and fit_clip prepare files); the spectrogram is computed in the model")
 
     def search_space(self, hp, *, default_model="ds_cnn", noise=True) -> dict:
         """The search space, as config overrides: the model and its size, dropout, SpecAugment

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zoo.config import TrainConfig, option
+from zoo.config import FineTuneOptions, TrainConfig, option
 from zoo.data import subset_indices
 from zoo.recipes import Recipe, register_recipe
 
@@ -23,7 +23,7 @@ ImageSize = typing.Any  # None, an int (square) or (height, width)
 
 
 @dataclass
-class ImageConfig(TrainConfig):
+class ImageConfig(FineTuneOptions, TrainConfig):
     """What the image recipe takes: the data, the model, augmentation and test-time augmentation."""
 
     data: typing.Optional[str] = option(None, "the dataset: a registered name (python -m zoo.models), a folder of class "
@@ -149,6 +149,23 @@ class ImageRecipe(Recipe):
                                       class_names=list(data.class_names))
         meta.setdefault("preprocessing", {})["tta"] = tta_description(cfg)
         return meta
+
+    def builder_args(self, card):
+        signature = (card.get("signatures") or card.get("signature_specs") or {})["serve"]
+        (images,) = signature["inputs"].values()
+        return {"num_classes": len(card["labels"]), "input_shape": (*images["shape"][1:3], 3)}
+
+    def inherit(self, cfg, parent):
+        pp = parent.preprocessing
+        size = self.builder_args(parent.card)["input_shape"][:2]
+        return {"mean": tuple(pp["mean"]), "std": tuple(pp["std"]), "whiten": False,
+                "image_size": cfg.image_size if cfg.image_size is not None else tuple(size)}
+
+    def model_inputs(self, card):
+        h, w, _ = self.builder_args(card)["input_shape"]
+        pp = card.get("preprocessing") or {}
+        return (f"float32 images [N, {h}, {w}, 3] (other sizes where the architecture takes them): RGB in [0, 1] "
+                f"minus mean {pp.get('mean')}, divided by std {pp.get('std')} (zoo.pipeline.normalize_images)")
 
     def search_space(self, hp) -> dict:
         """Settings to search, as config overrides; the defaults are CIFAR-10's `fast` recipe."""

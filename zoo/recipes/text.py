@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from zoo.config import TrainConfig, option
+from zoo.config import FineTuneOptions, TrainConfig, option
 from zoo.data import subset_indices
 from zoo.recipes import Recipe, register_recipe
 
 
 @dataclass
-class TextConfig(TrainConfig):
+class TextConfig(FineTuneOptions, TrainConfig):
     """What the text recipe takes: the data, the tokenizer and the model."""
 
     data: typing.Optional[str] = option(None, "the dataset: a registered name (python -m zoo.models), a folder of class "
@@ -91,6 +91,12 @@ def vocabularies(cfg, x_train) -> tuple[list, list]:
     learned from `x_train`."""
     from zoo.text import build_vocabulary
 
+    if getattr(cfg, "init_from", None):
+        from zoo.finetune import load_parent
+
+        parent = load_parent(cfg.init_from)
+        print(f"Vocabularies of {parent.name} (the ones its weights were trained with).")
+        return parent.vocabularies()
     saved = Path(cfg.weights).parent if cfg.weights else None
     if saved and (saved / "vocabulary.txt").is_file():
         def read(name):  # one entry a line after [PAD] and [UNK]; no file: none
@@ -186,9 +192,14 @@ class TextRecipe(Recipe):
                 f"{np.mean(lengths >= cfg.max_length):.1%} truncated to {cfg.max_length}.")
 
     def write_files(self, cfg, run, data: TextData):
-        for name, words in (("vocabulary.txt", data.vocabulary), ("bigrams.txt", data.bigrams)):
-            if words:
-                (run.run_dir / name).write_text("\n".join(["[PAD]", "[UNK]", *words]) + "\n", encoding="utf-8")
+        from zoo.finetune import write_vocabularies
+
+        write_vocabularies(run.run_dir, data.vocabulary, data.bigrams)
+
+    def export_files(self, cfg, path, data: TextData):
+        from zoo.finetune import write_vocabularies
+
+        write_vocabularies(path, data.vocabulary, data.bigrams)  # the entry's, for fine-tuning from it
 
     def report(self, cfg, run, model, data: TextData, datasets, probabilities):
         test = datasets["tokenized"]["test"]
@@ -207,6 +218,24 @@ class TextRecipe(Recipe):
         tokenizer = make_tokenizer(cfg, data.vocabulary, data.bigrams)
         return {**text_serving_metadata(tokenizer, list(data.class_names)), "requires": ["tensorflow", "tensorflow_text"],
                 "load": "import tensorflow as tf, tensorflow_text; tf.saved_model.load(path)"}
+
+    def builder_args(self, card):
+        pp = card["preprocessing"]
+        return {"num_classes": len(card["labels"]), "vocab_size": int(pp["vocab_size"]),
+                "bigram_vocab_size": int(pp.get("bigram_vocab_size") or 0)}
+
+    def inherit(self, cfg, parent):
+        pp = parent.preprocessing
+        parent.vocabularies()  # a clear error now if the entry lacks them
+        return {"vocab_size": int(pp["vocab_size"]), "bigrams": int(pp.get("bigram_vocab_size") or 0),
+                "max_length": int(pp["max_length"]), "truncate": pp.get("truncate", "head"),
+                "max_chars": int(pp.get("max_chars") or cfg.max_chars)}
+
+    def model_inputs(self, card):
+        pp = card["preprocessing"]
+        shape = "[N, T, 2] (word id, bigram id)" if pp.get("bigram_vocab_size") else "[N, T]"
+        return (f"int token ids {shape}, T <= {pp.get('max_length')}, 0 padding, 1 out of vocabulary: "
+                "zoo.text.Tokenizer with the entry's vocabulary.txt (and bigrams.txt) and these settings")
 
     def search_space(self, hp) -> dict:
         """Settings to search, as config overrides; the defaults are the sentiment task's `default`
