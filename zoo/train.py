@@ -199,9 +199,9 @@ def setup_run(cfg, task: str, argv=None) -> Run:
     """
     import tensorflow as tf
 
-    if cfg.epochs == 0 and not cfg.weights:
-        raise ZooError("--epochs 0 trains nothing: it evaluates and exports --weights FILE.weights.h5, and no "
-                       "--weights was given.")
+    if cfg.epochs == 0 and not cfg.weights and not getattr(cfg, "init_from", None):
+        raise ZooError("--epochs 0 trains nothing: it evaluates and exports --weights FILE.weights.h5 (or the entry "
+                       "of --init-from), and neither was given.")
     run_dir = Path(cfg.output_dir or Path("runs") / f"{task}-{cfg.preset}")
     chief = is_chief()
     # Other workers of a multi-worker run write their copies (backups, logs) aside.
