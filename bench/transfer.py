@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import re
 import shutil
 import sys
@@ -54,16 +53,6 @@ ARMS = {"scratch": [], "entry": ["--init-from", "{entry}"]}
 KEYWORDS = ("eight", "six", "one", "nine", "zero", "five")
 CIFAR5 = ("cat", "deer", "dog", "frog", "horse")
 STARS = {"1-2 stars": (1, 2), "3-4 stars": (3, 4), "7-8 stars": (7, 8), "9-10 stars": (9, 10)}
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 # --- the studies' data --------------------------------------------------------------------------
@@ -150,6 +139,8 @@ def run_one(study: str, arm: str, k: int, seed: int, work: Path) -> dict:
     import importlib
 
     import keras
+
+    from zoo.export_lite import cpu_model
 
     spec = STUDIES[study]
     data = training_set(work / study, k, seed)

@@ -292,15 +292,22 @@ def test_images_fine_tune_with_a_new_head_and_a_frozen_backbone(tmp_path):
     assert any(not np.array_equal(child[p], parent[p]) for p in gammas)  # normalization layers train
 
 
-@pytest.mark.slow
-def test_clips_fine_tune_only_the_head_with_all_but_head(tmp_path):
+def toy_tones_entry(tmp_path):
+    """An entry of a tiny DS-CNN trained one epoch on `tmp_path/clips` (three tones at 8 kHz)."""
     from tasks.speech import classify
     from tests.test_classify_tasks import write_clips
 
     write_clips(tmp_path / "clips", per_label=6)
-    entry = published(tmp_path, classify.main, ["--data", str(tmp_path / "clips"), "--sample-rate", "8000",
-                                                "--model-arg", "filters=8", "--model-arg", "blocks=1",
-                                                "--epochs", "1"], "toy_tones")
+    return published(tmp_path, classify.main, ["--data", str(tmp_path / "clips"), "--sample-rate", "8000",
+                                               "--model-arg", "filters=8", "--model-arg", "blocks=1",
+                                               "--epochs", "1"], "toy_tones")
+
+
+@pytest.mark.slow
+def test_clips_fine_tune_only_the_head_with_all_but_head(tmp_path):
+    from tasks.speech import classify
+
+    entry = toy_tones_entry(tmp_path)
     parent = saved_model_variables(entry)
     shutil.rmtree(tmp_path / "clips" / "mid")
     metrics, stdout, card, child = fine_tuned(tmp_path, classify.main, [
@@ -341,12 +348,8 @@ def test_texts_fine_tune_with_the_entrys_vocabulary_and_frozen_embeddings(tmp_pa
 @pytest.mark.slow
 def test_the_same_labels_keep_the_head_and_zero_epochs_reproduce_the_entry(tmp_path):
     from tasks.speech import classify
-    from tests.test_classify_tasks import write_clips
 
-    write_clips(tmp_path / "clips", per_label=6)
-    entry = published(tmp_path, classify.main, ["--data", str(tmp_path / "clips"), "--sample-rate", "8000",
-                                                "--model-arg", "filters=8", "--model-arg", "blocks=1",
-                                                "--epochs", "1"], "toy_tones")
+    entry = toy_tones_entry(tmp_path)
     metrics, stdout, card, child = fine_tuned(tmp_path, classify.main, [
         "--data", str(tmp_path / "clips"), "--init-from", str(entry), "--epochs", "0"])
     assert "head kept (same labels)" in stdout and card["parent"]["head"] == "kept"
