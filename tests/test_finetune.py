@@ -236,6 +236,8 @@ def test_init_from_an_entry_of_another_kind_is_refused_before_any_data_is_read(t
 
 
 def test_every_recipe_entry_card_says_how_to_fine_tune_it():
+    for name in ("cifar10_int8", "speech_commands_int8", "translate_de_en"):
+        assert "fine_tune" not in zoo.load(name).metadata, name
     for name in RECIPE_ENTRIES:
         card = zoo.load(name).metadata
         ft = card["fine_tune"]

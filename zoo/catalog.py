@@ -78,7 +78,7 @@ def pretrained() -> dict:
             card = {}
         metric = card.get("metric") or {}
         out[name] = {"task": card.get("task"), "kind": card.get("kind"), "metric": metric.get("name"),
-                     "value": metric.get("value")}
+                     "value": metric.get("value"), "fine_tune": (card.get("fine_tune") or {}).get("command")}
     return out
 
 
@@ -100,9 +100,12 @@ def format_catalog(catalog: dict) -> str:
         lines.append(f"  {name} ({info['kind']}): {info['description']}")
     for kind, sources in catalog["datasets"]["sources"].items():
         lines.append(f"  --data PATH for {kind} tasks: {'; '.join(sources)}")
-    lines.append("\nPretrained entries (zoo.load(NAME), python -m zoo.predict NAME INPUT...):")
+    lines.append("\nPretrained entries (zoo.load(NAME), python -m zoo.predict NAME INPUT...; fine-tune: a task's "
+                 "--init-from NAME):")
     for name, info in catalog["pretrained"].items():
         lines.append(f"  {name}: {info['task']}, {info['kind']}, {info['metric']} {value(info['value'])}")
+        if info.get("fine_tune"):
+            lines.append(f"    fine-tune: {info['fine_tune']}")
     if not catalog["pretrained"]:
         from zoo.pretrained import models_dir
 

@@ -200,7 +200,8 @@ def build_parser(cls, prog=None, description=None, presets=None):
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     hints = typing.get_type_hints(cls)
     # What to train on first, then the preset: the flags a newcomer needs before all the others.
-    fields = sorted(dataclasses.fields(cls), key=lambda f: (f.name != "data", f.name != "preset"))
+    first = ("data", "preset", "init_from")  # what a newcomer reads --help for
+    fields = sorted(dataclasses.fields(cls), key=lambda f: first.index(f.name) if f.name in first else len(first))
     defaults = {f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
                 for f in fields}
     if presets:

@@ -344,8 +344,8 @@ def fine_tune_card(card: dict, name: str) -> dict | None:
     from zoo.registry import list_models
 
     recipe = card.get("recipe") or RECIPE_OF_KIND.get(card.get("kind"))
-    if not recipe or card.get("model") not in list_models() or not card.get("labels"):
-        return None
+    if not recipe or card.get("format") == "tflite" or card.get("model") not in list_models() or not card.get("labels"):
+        return None  # LiteRT entries hold no trainable weights: their SavedModel entry does
     args = {**(card.get("model_kwargs") or {}), **get_recipe(recipe).builder_args(card)}
     return {"builder": card["model"], "arguments": {k: list(v) if isinstance(v, tuple) else v for k, v in args.items()},
             "weights": "variables/ of the SavedModel, read by variable path (zoo.finetune.saved_model_variables)",

@@ -388,6 +388,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
 def _add_fine_tune(card: dict, name: str) -> dict:
     from zoo.finetune import fine_tune_card
 
+    card.pop("fine_tune", None)
     fine_tune = fine_tune_card(card, name)
     if fine_tune:
         card["fine_tune"] = fine_tune

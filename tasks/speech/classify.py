@@ -10,6 +10,7 @@ SavedModel that takes waveforms at the model's rate (`serve`) or WAV file bytes 
     python -m tasks.speech.classify --data clips/ --sample-rate 8000 --clip-seconds 2
     python -m tasks.speech.classify --data fsdd --sample-rate 8000      # the same data as tasks.speech.digits
     python -m tasks.speech.classify --data tfds:spoken_digit            # online
+    python -m tasks.speech.classify --data my_words/ --init-from speech_commands   # fine-tune: a new head
 
 Every clip is mixed down to mono, resampled to `--sample-rate` and padded or trimmed (centred) to
 `--clip-seconds`; without it, the clip length is the 95th percentile of the clips' durations (at
@@ -17,7 +18,9 @@ most 10 s), so that few clips are cut. Clips are split by speaker when their nam
 (`<speaker>_nohash_<n>.wav`, the Speech Commands convention), else stratified by label with
 `--seed`; `train/` and `test/` folders are kept as they are. A `_silence_` label, if there is one,
 is also mixed into training clips as background noise. The model computes its log-mel spectrogram
-from the waveform. Killing a run and starting the same command again resumes it.
+from the waveform. Killing a run and starting the same command again resumes it. With
+`--init-from ENTRY` the run starts from a pretrained entry: its architecture, weights, sample rate
+and clip length.
 """
 
 from __future__ import annotations

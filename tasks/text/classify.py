@@ -1,21 +1,24 @@
 """Text classification on your own texts.
 
-Trains an LSTM text classifier from scratch on a folder of class folders (`questions/<class>/*.txt`,
-with or without `train/` and `test/`), a CSV/TSV file with a text and a label column, a registered
-dataset or `tfds:NAME`; evaluates it on the test split and exports a SavedModel that takes raw
-strings and returns the probabilities of every class and the label.
+Trains an LSTM text classifier (from scratch, or from an entry) on a folder of class folders
+(`questions/<class>/*.txt`, with or without `train/` and `test/`), a CSV/TSV file with a text and
+a label column, a registered dataset or `tfds:NAME`; evaluates it on the test split and exports a
+SavedModel that takes raw strings and returns the probabilities of every class and the label.
 
     python -m tasks.text.classify --data questions/                      # <class>/*.txt folders
     python -m tasks.text.classify --data questions.csv                   # text,label columns
     python -m tasks.text.classify --data tickets.tsv --text-column body --label-column team
     python -m tasks.text.classify --data imdb --preset bigrams           # the same as tasks.text.sentiment
     python -m tasks.text.classify --data tfds:ag_news_subset             # online
+    python -m tasks.text.classify --data reviews.csv --init-from imdb_sentiment   # fine-tune the sentiment entry
 
 Texts are normalized in the graph (UTF-8 repair, NFKC case folding, markup stripped, punctuation
 split off) and looked up in a vocabulary learned on the training split only. Without a test split,
 `--test-split` of each class is held out for testing and `--validation-split` for validation,
 stratified and the same on every run with the same `--seed`. Killing a run and starting the same
-command again resumes it. Loading the exported model needs `import tensorflow_text`.
+command again resumes it. Loading the exported model needs `import tensorflow_text`. With
+`--init-from ENTRY` the run starts from a pretrained entry: its architecture, weights, vocabulary
+and tokenizer settings.
 """
 
 from __future__ import annotations

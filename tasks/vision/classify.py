@@ -10,6 +10,8 @@ probabilities and labels.
     python -m tasks.vision.classify --data photos/ --image-size 96 --epochs 60
     python -m tasks.vision.classify --data tfds:oxford_flowers102       # online
     python -m tasks.vision.classify --data cifar10 --preset fast        # the same as tasks.vision.cifar10
+    python -m tasks.vision.classify --data photos/ --init-from cifar10  # fine-tune the cifar10 entry (new head)
+    python -m tasks.vision.classify --data photos/ --init-from cifar10 --freeze backbone --head-epochs 5
     python -m zoo.publish runs/vision.classify-default my_photos        # then zoo.load("my_photos")
 
 Images are resized to `--image-size` (shorter side fit, then centre crop: the aspect is kept, the
@@ -17,7 +19,8 @@ long side's borders are cut); grayscale, palette and RGBA images become RGB. Wit
 folder, `--test-split` of each class is held out for testing and `--validation-split` for
 validation, stratified and the same on every run with the same `--seed`. The normalization is the
 training images' mean and std unless `--mean`/`--std` say otherwise. Killing a run and starting
-the same command again resumes it.
+the same command again resumes it. With `--init-from ENTRY` the run starts from a pretrained
+entry: its architecture, weights, image size (unless `--image-size`) and normalization.
 """
 
 from __future__ import annotations
