@@ -235,6 +235,14 @@ def test_init_from_an_entry_of_another_kind_is_refused_before_any_data_is_read(t
     assert not list(tmp_path.iterdir())
 
 
+def test_a_search_refuses_init_from(tmp_path):
+    from tuning.search import main as search
+
+    with pytest.raises(ZooError, match="--init-from speech_commands: a search draws architectures"):
+        search(["speech.classify", "--data", str(tmp_path), "--init-from", "speech_commands",
+                "--directory", str(tmp_path / "search")])
+
+
 def test_every_recipe_entry_card_says_how_to_fine_tune_it():
     for name in ("cifar10_int8", "speech_commands_int8", "translate_de_en"):
         assert "fine_tune" not in zoo.load(name).metadata, name
@@ -292,6 +300,11 @@ def test_images_fine_tune_with_a_new_head_and_a_frozen_backbone(tmp_path):
         np.testing.assert_array_equal(child[path], parent[path], err_msg=path)
     gammas = [p for p in parent if p.endswith("gamma")]
     assert any(not np.array_equal(child[p], parent[p]) for p in gammas)  # normalization layers train
+    from zoo.publish import publish
+
+    card = json.loads((publish(tmp_path / "child", "my_two", models_dir=tmp_path / "entries") / "metadata.json")
+                      .read_text())
+    assert card["parent"]["name"] == "toy_photos" and card["fine_tune"]["arguments"]["num_classes"] == 2
 
 
 def toy_tones_entry(tmp_path):

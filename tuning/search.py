@@ -501,6 +501,9 @@ def main(argv=None, *, callbacks=()) -> dict:
 
     # The configuration trials start from, checked with the search space's defaults.
     base_cfg = parse_config(task.Config, task.PRESETS, [*TRIAL_DEFAULTS, *task_argv], prog=f"python -m tuning.search {task.TASK}")
+    if getattr(base_cfg, "init_from", None):
+        raise ZooError(f"--init-from {base_cfg.init_from}: a search draws architectures from {task.TASK}'s search space, "
+                       "and a fine-tune keeps the entry's. Search from scratch, or fine-tune with the task's command.")
     # Trials get --subset as given and sample it as a task run does; `subset == 1` is all of them.
     hypermodel = TaskHyperModel(task, task_argv, max_epochs=args.max_epochs, subset=args.subset if args.subset != 1 else None,
                                 objective=objective)

@@ -340,7 +340,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         "signatures": card_signatures(specs, run, kind),
         "signature_specs": specs,
         **{k: run[k] for k in ("recipe", "data", "sample_rate", "num_samples", "pair", "decoding", "max_source_tokens",
-                               "truncation", "empty_input") if k in run},
+                               "truncation", "empty_input", "parent") if k in run},
         "preprocessing": run.get("preprocessing"),
         "model": run.get("model"),
         "model_kwargs": run.get("model_kwargs"),
