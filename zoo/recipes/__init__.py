@@ -181,8 +181,11 @@ class Recipe:
                            f"({(parent.card.get('dataset') or {}).get('short', parent.card.get('task'))}); "
                            f"tasks.{task} trains on {self.noun}. Entries for {self.noun}: "
                            f"{', '.join(fitting) or 'none'}.")
+        inherited = self.inherit(cfg, parent)
         changes = {"model": parent.card["model"], "model_kwargs": dict(parent.card.get("model_kwargs") or {}),
-                   **self.inherit(cfg, parent)}
+                   **inherited}
+        print(f"From {parent.name}: " + ", ".join(f"--{k.replace('_', '-')} {_flag_value(v)}"
+                                                  for k, v in inherited.items() if v is not None) + ".")
         if cfg.model != changes["model"] or (cfg.model_kwargs and cfg.model_kwargs != changes["model_kwargs"]):
             print(f"--init-from {parent.name}: the model is the entry's ({changes['model']} "
                   f"{changes['model_kwargs'] or ''}), not --model/--model-arg.")
@@ -356,6 +359,14 @@ class Recipe:
             return Experiment(model, datasets["train"], datasets["val"] and datasets["val"][0])
 
         return self.load_data, self.train_size, build_trial, self.search_space
+
+
+def _flag_value(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (tuple, list)):
+        return "(" + ",".join(_flag_value(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def _recipe_of(name) -> str:
