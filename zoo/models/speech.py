@@ -233,11 +233,16 @@ def _logits(x, num_classes):
     return layers.Dense(num_classes, dtype="float32", name="logits")(x)
 
 
-def _bn_relu(x, name, relu_name=None):
+def _bn_relu(x, name, relu_name=None, momentum=0.99):
     """BatchNorm `name` (or `name`_bn when `relu_name` is None, the ReLU then `name`_relu) and ReLU
     after a convolution."""
     bn_name, relu_name = (name, relu_name) if relu_name else (f"{name}_bn", f"{name}_relu")
-    return layers.ReLU(name=relu_name)(layers.BatchNormalization(name=bn_name)(x))
+    return layers.ReLU(name=relu_name)(layers.BatchNormalization(momentum=momentum, name=bn_name)(x))
+
+
+def _check_bn_momentum(bn_momentum):
+    if not 0 <= bn_momentum < 1:
+        raise ValueError(f"bn_momentum must be in [0, 1). Received: bn_momentum={bn_momentum}")
 
 
 def _check_dropout(dropout):
@@ -254,7 +259,7 @@ def _check_dropout(dropout):
 @register_model("speech_cnn", domain="speech")
 def speech_cnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins=40, window_ms=30.0, hop_ms=10.0,
                fmin=20.0, fmax=None, time_masks=2, time_mask_width=10, freq_masks=2, freq_mask_width=5,
-               widths=(32, 64, 128), dropout=0.2):
+               widths=(32, 64, 128), dropout=0.2, bn_momentum=0.99):
     """A small CNN on the log-mel spectrogram.
 
     One group per entry of `widths`: two 3x3 convolutions with BatchNorm and ReLU, then a 2x2
@@ -263,18 +268,21 @@ def speech_cnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_
     Args:
         widths: filters of each group (at least one group).
         dropout: dropout rate before the classifier.
+        bn_momentum: of the BatchNormalization layers' moving statistics (0.9 settles them within
+            a few dozen steps: for datasets of a few batches).
     """
     widths = tuple(widths)
     if not widths or min(widths) < 1:
         raise ValueError(f"widths must be one or more positive integers. Received: widths={widths}")
     _check_dropout(dropout)
+    _check_bn_momentum(bn_momentum)
     inputs, x = _frontend(sample_rate=sample_rate, num_samples=num_samples, num_mel_bins=num_mel_bins,
                           window_ms=window_ms, hop_ms=hop_ms, fmin=fmin, fmax=fmax, time_masks=time_masks,
                           time_mask_width=time_mask_width, freq_masks=freq_masks, freq_mask_width=freq_mask_width)
     for i, filters in enumerate(widths, start=1):
         for j in (1, 2):
             x = _bn_relu(layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"group{i}_conv{j}")(x),
-                         f"group{i}_bn{j}", f"group{i}_relu{j}")
+                         f"group{i}_bn{j}", f"group{i}_relu{j}", bn_momentum)
         if i < len(widths) and min(x.shape[1], x.shape[2]) >= 2:
             x = layers.MaxPooling2D(2, name=f"group{i}_pool")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -286,7 +294,7 @@ def speech_cnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_
 @register_model("ds_cnn", domain="speech")
 def ds_cnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins=40, window_ms=30.0, hop_ms=10.0,
            fmin=20.0, fmax=None, time_masks=2, time_mask_width=10, freq_masks=2, freq_mask_width=5,
-           filters=64, blocks=4, first_kernel=(10, 4), first_strides=(2, 2), dropout=0.2):
+           filters=64, blocks=4, first_kernel=(10, 4), first_strides=(2, 2), dropout=0.2, bn_momentum=0.99):
     """DS-CNN, the depthwise-separable CNN of "Hello Edge" (Zhang et al., 2017).
 
     A `first_kernel` convolution with `first_strides`, then `blocks` depthwise-separable blocks
@@ -299,18 +307,23 @@ def ds_cnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins
         blocks: depthwise-separable blocks.
         first_kernel, first_strides: (time, frequency) kernel and strides of the first convolution.
         dropout: dropout rate before the classifier.
+        bn_momentum: of the BatchNormalization layers' moving statistics (0.9 settles them within
+            a few dozen steps: for datasets of a few batches).
     """
     if filters < 1 or blocks < 0:
         raise ValueError(f"filters must be positive and blocks non-negative. Received: filters={filters}, blocks={blocks}")
     _check_dropout(dropout)
+    _check_bn_momentum(bn_momentum)
     inputs, x = _frontend(sample_rate=sample_rate, num_samples=num_samples, num_mel_bins=num_mel_bins,
                           window_ms=window_ms, hop_ms=hop_ms, fmin=fmin, fmax=fmax, time_masks=time_masks,
                           time_mask_width=time_mask_width, freq_masks=freq_masks, freq_mask_width=freq_mask_width)
     x = _bn_relu(layers.Conv2D(filters, tuple(first_kernel), strides=tuple(first_strides), padding="same",
-                               use_bias=False, name="conv1")(x), "conv1")
+                               use_bias=False, name="conv1")(x), "conv1", momentum=bn_momentum)
     for i in range(1, blocks + 1):
-        x = _bn_relu(layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"block{i}_dw")(x), f"block{i}_dw")
-        x = _bn_relu(layers.Conv2D(filters, 1, use_bias=False, name=f"block{i}_pw")(x), f"block{i}_pw")
+        x = _bn_relu(layers.DepthwiseConv2D(3, padding="same", use_bias=False, name=f"block{i}_dw")(x), f"block{i}_dw",
+                     momentum=bn_momentum)
+        x = _bn_relu(layers.Conv2D(filters, 1, use_bias=False, name=f"block{i}_pw")(x), f"block{i}_pw",
+                     momentum=bn_momentum)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
@@ -320,7 +333,7 @@ def ds_cnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins
 @register_model("crnn", domain="speech")
 def crnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins=40, window_ms=30.0, hop_ms=10.0,
          fmin=20.0, fmax=None, time_masks=2, time_mask_width=10, freq_masks=2, freq_mask_width=5,
-         conv_filters=(32, 64), rnn_units=(64, 64), rnn="gru", bidirectional=False, dropout=0.2):
+         conv_filters=(32, 64), rnn_units=(64, 64), rnn="gru", bidirectional=False, dropout=0.2, bn_momentum=0.99):
     """A convolutional recurrent network: convolutions over time and frequency, then an RNN over time.
 
     Each entry of `conv_filters` is a 3x3 convolution with BN and ReLU followed by a 2x2 max
@@ -334,6 +347,8 @@ def crnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins=4
         rnn: "gru" or "lstm".
         bidirectional: read the frames in both directions.
         dropout: dropout rate before the classifier.
+        bn_momentum: of the BatchNormalization layers' moving statistics (0.9 settles them within
+            a few dozen steps: for datasets of a few batches).
     """
     conv_filters, rnn_units = tuple(conv_filters), tuple(rnn_units)
     if not conv_filters or min(conv_filters) < 1 or not rnn_units or min(rnn_units) < 1:
@@ -342,11 +357,13 @@ def crnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins=4
     if rnn not in ("gru", "lstm"):
         raise ValueError(f"rnn must be 'gru' or 'lstm'. Received: rnn={rnn!r}")
     _check_dropout(dropout)
+    _check_bn_momentum(bn_momentum)
     inputs, x = _frontend(sample_rate=sample_rate, num_samples=num_samples, num_mel_bins=num_mel_bins,
                           window_ms=window_ms, hop_ms=hop_ms, fmin=fmin, fmax=fmax, time_masks=time_masks,
                           time_mask_width=time_mask_width, freq_masks=freq_masks, freq_mask_width=freq_mask_width)
     for i, filters in enumerate(conv_filters, start=1):
-        x = _bn_relu(layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x), f"conv{i}")
+        x = _bn_relu(layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"conv{i}")(x), f"conv{i}",
+                     momentum=bn_momentum)
         if min(x.shape[1], x.shape[2]) >= 2:
             x = layers.MaxPooling2D(2, name=f"conv{i}_pool")(x)
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="frames")(x)
