@@ -1,7 +1,7 @@
 """Transfer curves: the generic commands from scratch vs `--init-from ENTRY`, at a few examples per
 class, several seeds; test accuracy (mean and spread) and the wall time of each run.
 
-    python bench/transfer.py run keywords cifar5 stars digits cifar5_64   # resumable: done runs are skipped
+    python bench/transfer.py run keywords cifar5 stars digits cifar5_64 cifar5_64_default   # resumable
     python bench/transfer.py report                                      # bench/results/transfer.{md,png}
 
 Studies (data written under --work from the mirror in $ZOO_DATA_DIR; nothing of it is kept):
@@ -13,7 +13,8 @@ Studies (data written under --work from the mirror in $ZOO_DATA_DIR; nothing of 
 - cifar5: five CIFAR-10 classes (cat, deer, dog, frog, horse) drawn from the CIFAR-10 *test* split
   (the entry cifar10 never saw these images): a pool of 200 a class to draw the training examples
   from, 400 others a class to test on; the entry cifar10.
-- cifar5_64: the same images at 64x64 (resized as zoo.images.resize_to does), `--image-size 64`.
+- cifar5_64: the same images at 64x64 (resized as zoo.images.resize_to does), `--image-size 64`;
+  cifar5_64_default: those 64x64 images fine-tuned without `--image-size` (the entry's 32x32).
 - stars: IMDB *test* reviews (the entry imdb_sentiment never saw them) labelled by their star
   rating (the file names say it): 1-2, 3-4, 7-8, 9-10 stars, a new 4-class head; 400 a class to
   test on; the entry imdb_sentiment.
@@ -47,6 +48,9 @@ STUDIES = {
     "cifar5_64": dict(task="vision.classify", entry="cifar10", sizes=(5, 20), seeds=(0, 1, 2),
                       flags=["--image-size", "64"]),
     "stars": dict(task="text.classify", entry="imdb_sentiment", sizes=(5, 20, 100), seeds=(0, 1, 2), flags=[]),
+    # The 64x64 images again, at the size --init-from picks without --image-size: the entry's 32x32.
+    "cifar5_64_default": dict(task="vision.classify", entry="cifar10", sizes=(5, 20), seeds=(0, 1, 2), flags=[],
+                              data="cifar5_64", arms=("entry",)),
 }
 # scratch: the task's default preset; entry: the same and --init-from (head replaced, nothing frozen).
 ARMS = {"scratch": [], "entry": ["--init-from", "{entry}"]}
@@ -143,7 +147,7 @@ def run_one(study: str, arm: str, k: int, seed: int, work: Path) -> dict:
     from zoo.export_lite import cpu_model
 
     spec = STUDIES[study]
-    data = training_set(work / study, k, seed)
+    data = training_set(work / spec.get("data", study), k, seed)
     flags = [f.format(entry=spec["entry"]) for f in ARMS[arm]]
     argv = ["--data", str(data), "--seed", str(seed), "--output-dir", str(work / "runs" / f"{study}-{arm}-k{k}-s{seed}"),
             *COMMON, *spec["flags"], *flags]
@@ -161,7 +165,7 @@ def run_one(study: str, arm: str, k: int, seed: int, work: Path) -> dict:
 
 def run(studies, work: Path, results: Path, data_dir: Path, sizes=None, seeds=None):
     done = {(r["study"], r["arm"], r["k"], r["seed"]) for r in read(results)}
-    for study in studies:
+    for study in {STUDIES[s].get("data", s) for s in studies}:
         if not (work / study / "done").exists():
             print(f"Writing the {study} data under {work / study} ...", flush=True)
             WRITERS[study](data_dir, work / study)
@@ -172,7 +176,7 @@ def run(studies, work: Path, results: Path, data_dir: Path, sizes=None, seeds=No
             for study in studies:
                 if k not in STUDIES[study]["sizes"] or seed not in STUDIES[study]["seeds"]:
                     continue
-                for arm in ARMS:
+                for arm in STUDIES[study].get("arms", ARMS):
                     if (study, arm, k, seed) in done:
                         continue
                     row = run_one(study, arm, k, seed, work)
@@ -216,9 +220,10 @@ def report(results: Path, out: Path):
             n_train = sorted({r["train_examples"] for a in arms.values() for r in a})
             lines.append(f"| {study} ({STUDIES[study]['entry']}) | {k} ({'/'.join(map(str, n_train))} in all) | "
                          f"{cell('scratch')} | {cell('entry')} | {diff} | {walls} |")
-    cpus = sorted({r["cpu"] for r in rows})
+    cpus = sorted({r["cpu"].split(",")[0] for r in rows})
     text = ("# Transfer curves\n\nTest accuracy, mean (min-max, n seeds) of `python bench/transfer.py run ...`; "
-            "each run's command is in transfer.jsonl. CPU: " + ", ".join(cpus) + ".\n\n" + "\n".join(lines) + "\n")
+            "each run's command is in transfer.jsonl. CPU: " + ", ".join(cpus) + ", 2 cores (wall times include "
+            "data loading and evaluation; the cores were shared with other jobs at times).\n\n" + "\n".join(lines) + "\n")
     (out / "transfer.md").write_text(text)
     print(text)
     plot(table, out / "transfer.png")
@@ -229,6 +234,7 @@ def plot(table, path):
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     studies = [s for s in STUDIES if any(k[0] == s for k in table)]
     fig, axes = plt.subplots(1, len(studies), figsize=(3.6 * len(studies), 3.2), squeeze=False)
@@ -242,8 +248,11 @@ def plot(table, path):
             ax.errorbar(ks, mean, yerr=[[m - min(a) for m, a in zip(mean, acc)], [max(a) - m for m, a in zip(mean, acc)]],
                         marker="o", capsize=3, color=colour,
                         label="from scratch" if arm == "scratch" else f"from {STUDIES[study]['entry']}")
+        classes = {"keywords": len(KEYWORDS), "digits": 10, "stars": len(STARS)}.get(study, len(CIFAR5))
+        ax.axhline(100 / classes, color="tab:red", linestyle=":", linewidth=1, label="chance")
         ax.set_xscale("log")
         ax.set_xticks(STUDIES[study]["sizes"], [str(k) for k in STUDIES[study]["sizes"]])
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_title(study)
         ax.set_xlabel("training examples a class")
         ax.grid(alpha=0.3)
