@@ -90,7 +90,7 @@ def load_parent(name_or_path, *, trust: bool = False) -> Parent:
             SavedModel without the builder configuration or readable variables (nothing to
             fine-tune from), or variables the card's builder does not explain.
     """
-    from zoo.pretrained import CARD, resolve
+    from zoo.pretrained import resolve
 
     path = resolve(name_or_path)
     return _load_parent(str(path.resolve()), trust)
