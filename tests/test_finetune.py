@@ -34,11 +34,7 @@ def test_every_classifier_has_a_logits_head_and_takes_its_weights_back_by_path(n
     assert model.layers[-1].name == HEAD or HEAD in [layer.name for layer in model.layers]
     _, x = toy_batch(inputs)
     expected = model.predict(x, verbose=0)
-    other, _ = toy(name)
-    rng = np.random.default_rng(1)
-    for v in other.variables:  # other weights than the model's
-        if "float" in str(v.dtype):
-            v.assign(rng.normal(0, 0.1, v.shape).astype(v.dtype))
+    other = randomized(toy(name)[0])
     assert not np.allclose(other.predict(x, verbose=0), expected)
     done = load_weights(other, by_path(model), head=[0, 1, 2], source="toy")
     assert done["head"] == "kept"
@@ -100,6 +96,32 @@ def test_int8_weights_are_dequantized_to_what_keras_computes_with():
         step = np.abs(floats[path]).max() / 127
         assert np.abs(weights[path] - floats[path]).max() <= step, path
     assert weights[f"{HEAD}/bias"].dtype == np.float32
+
+
+def randomized(model, seed=1):
+    """`model` with other weights than the builder's seeded ones."""
+    rng = np.random.default_rng(seed)
+    for v in model.variables:
+        if "float" in str(v.dtype):
+            v.assign(rng.normal(0, 0.1, v.shape).astype(v.dtype))
+    return model
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int8"])
+def test_weights_of_a_reduced_precision_export_map_back_onto_the_model(dtype, tmp_path):
+    from zoo.export import export_saved_model, reduce_precision
+
+    model, inputs = toy("bilstm")
+    _, x = toy_batch(inputs)
+    expected = model.predict(x, verbose=0)
+    if dtype == "int8":
+        reduce_precision(model, "int8")
+    path = export_saved_model(model, tmp_path / "export", input_signature=[inputs["spec"]],
+                              serve_fn=lambda raw: model(raw, training=False), metadata={}, weights_dtype=dtype)
+    fresh = randomized(toy("bilstm")[0])
+    assert not np.allclose(fresh.predict(x, verbose=0), expected, atol=5e-2)
+    load_weights(fresh, dequantized(saved_model_variables(path)), head=[0, 1, 2], source="export")
+    np.testing.assert_allclose(fresh.predict(x, verbose=0), expected, atol=2e-2 if dtype == "int8" else 5e-3)
 
 
 def test_head_mapping_keeps_the_head_only_for_the_same_labels():

@@ -158,7 +158,8 @@ def stored_weights(model, dtype: str):
         raise ZooError(f"Weights beyond the range of {dtype} (+-{limit:g}): {', '.join(too_big[:5])}. Export them "
                        "in float32 (--export-weights float32).")
     store = tf.Module()
-    store.weights = [tf.Variable(tf.cast(v.value, dtype), trainable=False) for v in floats]
+    # Named by the Keras path, as the float32 variables would be: zoo.finetune maps them back by name.
+    store.weights = [tf.Variable(tf.cast(v.value, dtype), trainable=False, name=v.path) for v in floats]
 
     def reading(fn):
         # A tf.function is traced anew inside the wrapper: called as one, it would be a nested
