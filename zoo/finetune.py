@@ -24,7 +24,6 @@ other labels get a new head.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,7 +53,7 @@ class Parent:
 
     @property
     def recipe(self) -> str:
-        return self.card.get("recipe") or RECIPE_OF_KIND.get(self.card.get("kind"), "")
+        return recipe_of(self.card)
 
     @property
     def labels(self) -> list:
@@ -66,19 +65,20 @@ class Parent:
 
     def vocabularies(self) -> tuple[list, list]:
         """A text entry's word and bigram vocabularies (without `[PAD]` and `[UNK]`)."""
-        def read(name):
-            path = self.path / name
-            return path.read_text(encoding="utf-8").split("\n")[2:-1] if path.is_file() else []
-
         if not (self.path / VOCABULARY_FILES[0]).is_file():
             raise ZooError(f"{self.name}: no {VOCABULARY_FILES[0]} in {self.path}: a text entry needs its vocabulary "
                            "to be fine-tuned (entries published since fine-tuning exists have it).")
-        return read(VOCABULARY_FILES[0]), read(VOCABULARY_FILES[1])
+        return read_vocabularies(self.path)
 
     def lineage(self) -> dict:
         """What a run (and its model card) records of where it started."""
         return {"name": self.name, "manifest_sha256": self.manifest_sha256, "model": self.card.get("model"),
                 "labels": self.labels, "metric": (self.card.get("metric") or {}).get("value")}
+
+
+def recipe_of(card: dict) -> str:
+    """The recipe (input kind) of an entry's card: its `recipe`, else the one of its `kind`."""
+    return card.get("recipe") or RECIPE_OF_KIND.get(card.get("kind"), "")
 
 
 def load_parent(name_or_path, *, trust: bool = False) -> Parent:
@@ -101,7 +101,7 @@ def _load_parent(path: str, trust: bool) -> Parent:
     from zoo.lite import lite_file
     from zoo.pretrained import CARD
     from zoo.registry import list_models
-    from zoo.safety import MANIFEST, verify_manifest
+    from zoo.safety import MANIFEST, sha256, verify_manifest
 
     path = Path(path)
     if path.is_file():
@@ -122,7 +122,7 @@ def _load_parent(path: str, trust: bool) -> Parent:
     if not card.get("model") or card["model"] not in list_models():
         raise ZooError(f"{name}: its model card names no registered builder (model: {card.get('model')!r}), so its "
                        "Keras model cannot be rebuilt.")
-    manifest = hashlib.sha256((path / MANIFEST).read_bytes()).hexdigest() if (path / MANIFEST).exists() else None
+    manifest = sha256(path / MANIFEST) if (path / MANIFEST).exists() else None
     return Parent(name, path, card, manifest, dequantized(saved_model_variables(path)))
 
 
@@ -343,7 +343,7 @@ def fine_tune_card(card: dict, name: str) -> dict | None:
     from zoo.recipes import get_recipe
     from zoo.registry import list_models
 
-    recipe = card.get("recipe") or RECIPE_OF_KIND.get(card.get("kind"))
+    recipe = recipe_of(card)
     if not recipe or card.get("format") == "tflite" or card.get("model") not in list_models() or not card.get("labels"):
         return None  # LiteRT entries hold no trainable weights: their SavedModel entry does
     args = {**(card.get("model_kwargs") or {}), **get_recipe(recipe).builder_args(card)}
@@ -378,6 +378,16 @@ def vocabularies_from_graph(path, card: dict) -> tuple[list, list]:
         raise ZooError(f"{path}: the vocabularies cannot be told apart in its graph.")
     read = lambda n: [x.decode("utf-8") for x in tf.make_ndarray(n.attr["value"].tensor)]  # noqa: E731
     return read(found["words"][0]), read(found["bigrams"][0]) if sizes["bigrams"] > 0 else []
+
+
+def read_vocabularies(directory) -> tuple[list, list]:
+    """The `vocabulary.txt` and `bigrams.txt` of `directory` (`write_vocabularies`), without
+    `[PAD]` and `[UNK]`; a missing file is an empty list."""
+    def read(name):
+        path = Path(directory) / name
+        return path.read_text(encoding="utf-8").split("\n")[2:-1] if path.is_file() else []
+
+    return read(VOCABULARY_FILES[0]), read(VOCABULARY_FILES[1])
 
 
 def write_vocabularies(directory, vocabulary, bigrams) -> None:

@@ -297,6 +297,11 @@ def export_metadata(run: Run, metrics: dict, **fields) -> dict:
             "command": run.command, "versions": package_versions()}
 
 
+def fit_verbosity(cfg) -> int:
+    """Keras `fit`'s verbose of `cfg.verbose`: auto is a progress bar on a terminal, a line an epoch else."""
+    return (1 if sys.stdout.isatty() else 2) if cfg.verbose == "auto" else int(cfg.verbose)
+
+
 def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra_callbacks=(), metric_callbacks=(),
         initial_epoch=0, checkpoint=True):
     """`model.fit` with the standard callbacks; resumes from `run_dir/backup` if it exists.
@@ -321,10 +326,8 @@ def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra
         run.run_dir, monitor=monitor if val_ds is not None else "loss",
         early_stopping_patience=cfg.early_stopping_patience, tensorboard=cfg.tensorboard and run.chief,
         checkpoint=checkpoint and run.chief)
-    verbose = {"auto": 1 if sys.stdout.isatty() else 2}.get(cfg.verbose, None)
-    verbose = int(cfg.verbose) if verbose is None else verbose
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-              callbacks=[*metric_callbacks, *callbacks, *extra_callbacks], shuffle=False, verbose=verbose)
+              callbacks=[*metric_callbacks, *callbacks, *extra_callbacks], shuffle=False, verbose=fit_verbosity(cfg))
     return read_history(run.run_dir / "history.csv")
 
 

@@ -219,11 +219,10 @@ class Recipe:
         """The first stage of `--head-epochs N`: the head alone, N epochs at --learning-rate;
         then `model` is compiled again for the second stage. Returns its seconds."""
         import dataclasses
-        import sys
         import time
 
         from zoo.finetune import freeze, unfreeze
-        from zoo.train import compile_classifier
+        from zoo.train import compile_classifier, fit_verbosity
 
         start = time.time()
         steps = int(np.ceil(n_train / cfg.batch_size))
@@ -231,8 +230,7 @@ class Recipe:
             before = freeze(model, "all-but-head")
             compile_classifier(model, dataclasses.replace(cfg, epochs=cfg.head_epochs), run, steps_per_epoch=steps)
         print(f"Stage 1: the head alone, {cfg.head_epochs} epochs at learning rate {cfg.learning_rate:g}.")
-        verbose = {"auto": 1 if sys.stdout.isatty() else 2}.get(cfg.verbose) or int(cfg.verbose)
-        model.fit(datasets["train"], epochs=cfg.head_epochs, verbose=verbose,
+        model.fit(datasets["train"], epochs=cfg.head_epochs, verbose=fit_verbosity(cfg),
                   validation_data=datasets["val"] and datasets["val"][0])
         with run.strategy.scope():
             unfreeze(before)
@@ -372,11 +370,10 @@ def _flag_value(value) -> str:
 def _recipe_of(name) -> str:
     import json
 
-    from zoo.finetune import RECIPE_OF_KIND
+    from zoo.finetune import recipe_of
     from zoo.pretrained import models_dir
 
-    card = json.loads((models_dir() / name / "metadata.json").read_text())
-    return card.get("recipe") or RECIPE_OF_KIND.get(card.get("kind"), "")
+    return recipe_of(json.loads((models_dir() / name / "metadata.json").read_text()))
 
 
 def short_name(source: str) -> str:

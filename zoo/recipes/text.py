@@ -99,11 +99,10 @@ def vocabularies(cfg, x_train) -> tuple[list, list]:
         return parent.vocabularies()
     saved = Path(cfg.weights).parent if cfg.weights else None
     if saved and (saved / "vocabulary.txt").is_file():
-        def read(name):  # one entry a line after [PAD] and [UNK]; no file: none
-            return (saved / name).read_text(encoding="utf-8").split("\n")[2:-1] if (saved / name).is_file() else []
+        from zoo.finetune import read_vocabularies
 
         print(f"Vocabularies from {saved} (the ones the weights were trained with).")
-        return read("vocabulary.txt"), read("bigrams.txt")
+        return read_vocabularies(saved)
     vocabulary = build_vocabulary(x_train, vocab_size=cfg.vocab_size, max_chars=cfg.max_chars)
     bigrams = build_vocabulary(x_train, vocab_size=cfg.bigrams, max_chars=cfg.max_chars, ngram=2) if cfg.bigrams else []
     return vocabulary, bigrams
