@@ -14,6 +14,7 @@ from zoo.config import _declared_bounds, option, parse_config, save_config
 from zoo.errors import ZooError
 from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
 from zoo.optim import OPTIMIZERS, SCHEDULES, OneCycle, StepDecay, make_optimizer, make_schedule
+from zoo import precision
 from zoo.precision import PRECISIONS, resolve_precision, set_precision
 from zoo.train import make_training_optimizer
 
@@ -362,10 +363,42 @@ def test_smoothed_loss_serializes():
     assert isinstance(clone, SparseCategoricalCrossentropyWithSmoothing) and clone.label_smoothing == 0.3
 
 
-def test_auto_precision_is_float32_on_a_cpu():
+AMX_XEON = "fpu sse2 avx2 avx512f avx512bw avx512_bf16 amx_bf16 amx_tile amx_int8"
+ZEN4 = "fpu sse2 avx2 avx512f avx512bw avx512_bf16 avx512_vnni"
+SKYLAKE = "fpu sse2 avx2 avx512f avx512bw avx512_vnni"
+HASWELL = "fpu sse2 avx avx2 fma"
+
+
+@pytest.mark.parametrize("flags, expected", [(AMX_XEON, "mixed_bfloat16"), (ZEN4, "mixed_bfloat16"),
+                                             (SKYLAKE, "float32"), (HASWELL, "float32"), ("", "float32")])
+def test_auto_precision_on_a_cpu_follows_its_bf16_instructions(monkeypatch, tmp_path, flags, expected):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("".join(f"processor\t: {i}\nmodel name\t: a CPU\nflags\t\t: {flags}\n\n" for i in range(2)))
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: [])
+    read = precision.cpu_flags.__wrapped__  # the reader without its cache
+    monkeypatch.setattr(precision, "cpu_flags", lambda: read(str(cpuinfo)))
+    assert precision.cpu_has_bf16() == (expected == "mixed_bfloat16")
+    assert resolve_precision("auto") == expected
+    assert set_precision("auto") == expected and keras.config.dtype_policy().name == expected
+
+
+def test_cpu_flags_of_an_unreadable_cpuinfo_are_empty(tmp_path):
+    assert precision.cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
+    assert not precision.cpu_has_bf16(frozenset())
+
+
+@pytest.mark.parametrize("caps, expected", [([(8, 0), (9, 0)], "mixed_float16"), ([(6, 1)], "float32")])
+def test_auto_precision_on_gpus_ignores_the_cpu(monkeypatch, caps, expected):
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: caps)
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(AMX_XEON.split()))
+    assert resolve_precision("auto") == expected
+
+
+def test_auto_precision_on_this_machine_reads_its_cpu():
     if tf.config.list_physical_devices("GPU"):
         pytest.skip("a GPU is visible")
-    assert resolve_precision("auto") == "float32"
+    expected = "mixed_bfloat16" if precision.cpu_has_bf16() else "float32"
+    assert resolve_precision("auto") == expected
 
 
 @pytest.mark.parametrize("name", [p for p in PRECISIONS if p != "auto"])

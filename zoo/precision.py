@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 import keras
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
@@ -22,14 +25,41 @@ def gpu_compute_capabilities():
         return []
 
 
+# CPU features with bfloat16 matrix instructions that oneDNN uses for bfloat16 convolutions and
+# matrix products: Intel AMX tiles (Sapphire Rapids and later) and AVX-512 BF16 (Cooper Lake,
+# AMD Zen 4 and later). Without them bfloat16 is emulated and slower than float32.
+BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset:
+    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty where it cannot be read)."""
+    try:
+        for line in Path(cpuinfo).read_text().splitlines():
+            if line.startswith("flags"):
+                return frozenset(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return frozenset()
+
+
+def cpu_has_bf16(flags=None) -> bool:
+    """Whether the CPU has bfloat16 matrix instructions (AMX or AVX-512 BF16)."""
+    flags = cpu_flags() if flags is None else flags
+    return any(f in flags for f in BF16_CPU_FLAGS)
+
+
 def resolve_precision(precision: str = "auto") -> str:
-    """`auto` is mixed_float16 when every GPU has compute capability >= 7.0, float32 otherwise."""
+    """`auto` is mixed_float16 when every GPU has compute capability >= 7.0; with no GPU,
+    mixed_bfloat16 when the CPU has AMX or AVX-512 BF16 instructions; float32 otherwise."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}. Received: {precision!r}")
     if precision != "auto":
         return precision
     caps = gpu_compute_capabilities()
-    return "mixed_float16" if caps and min(caps) >= (7, 0) else "float32"
+    if caps:
+        return "mixed_float16" if min(caps) >= (7, 0) else "float32"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
 
 
 def set_precision(precision: str = "auto") -> str:
