@@ -18,7 +18,7 @@ The Keras side is the zoo's own training path: the registered builder with the t
 arguments, `zoo.optim.make_optimizer` and `zoo.losses`, compiled as `zoo.train` compiles it,
 stepped by `model.fit` over the resident batch (`fit`, the task's path, `steps_per_execution`
 1) or by `train_on_batch`. The PyTorch side is the same layers in the same order with the
-same sizes, initial weights not copied (the speed does not depend on them), `torch.optim.SGD`/
+same sizes, initial weights not copied (the speed does not depend on them), `torch.optim.SGD`/`Adam`/
 `AdamW` and the same loss; bfloat16 is `torch.autocast("cpu", torch.bfloat16)` with
 channels-last tensors for convolutions, as PyTorch's CPU performance guide recommends.
 """
@@ -132,6 +132,331 @@ class Airbench(Net):
         x = torch.randn(self.batch_size, 3, 32, 32).to(memory_format=torch.channels_last)
         y = torch.randint(0, 10, (self.batch_size,))
         return model, optimizer, loss, (x, y)
+
+
+def _task_config(task, preset, torch=False):
+    """The task's Config as its `preset` sets it. With `torch`, for a PyTorch process: TensorFlow is
+    not loaded beside PyTorch, as Keras, which the task imports, comes up on the torch backend (unused)."""
+    import importlib
+
+    if torch:
+        os.environ["KERAS_BACKEND"] = "torch"
+    module = importlib.import_module(f"tasks.{task}")
+    return module.Config(**module.PRESETS[preset])
+
+
+def _zoo_optimizer(cfg, steps_per_epoch):
+    """The optimizer and learning rate schedule `zoo.train` makes for `cfg`."""
+    from zoo.train import make_training_optimizer
+
+    return make_training_optimizer(cfg, steps_per_epoch=steps_per_epoch)
+
+
+# PyTorch pieces the networks below share, each doing what the matching Keras layer does.
+
+
+def _float32(layer, x):
+    """`layer` in float32 also under autocast, as the zoo's float32 layers (front end, logits) are."""
+    import torch
+
+    with torch.autocast("cpu", enabled=False):
+        return layer(x.float())
+
+
+def _variational_dropout(x, rate, training):
+    """Drops the same features at every time step of a `[batch, time, features]` sequence: Keras'
+    SpatialDropout1D, and the input dropout of its LSTM (one mask per sequence)."""
+    import torch.nn.functional as F
+
+    return F.dropout1d(x.transpose(1, 2), rate, training).transpose(1, 2)
+
+
+def _one_lstm_bias(lstm):
+    """Keras' LSTM has one bias a gate, PyTorch's two (input and recurrent): the recurrent one is held
+    at zero and frozen, so both sides train the same parameters."""
+    for name, p in lstm.named_parameters():
+        if name.startswith("bias_hh"):
+            p.data.zero_()
+            p.requires_grad_(False)
+    return lstm
+
+
+def _torch_optimizer(cls, model, clipnorm=None, **kwargs):
+    """`cls` over the trainable parameters; with `clipnorm`, each gradient clipped to that norm on
+    its own before the step, as Keras' `clipnorm` does (per variable, not global)."""
+    import torch
+
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = cls(params, **kwargs)
+    if clipnorm:
+        def clip(*_):
+            for p in params:
+                if p.grad is not None:
+                    torch.nn.utils.clip_grad_norm_(p, clipnorm)
+        optimizer.register_step_pre_hook(clip)
+    return optimizer
+
+
+def _same_padding(size, kernel, stride):
+    """TensorFlow's "same" padding (before, after) of one axis: the odd pixel goes after."""
+    total = max((-(-size // stride) - 1) * stride + kernel - size, 0)
+    return total // 2, total - total // 2
+
+
+@net("ds_cnn", batch_size=64, unit="clip")
+class DSCNN(Net):
+    """The speech.commands `small` preset: DS-CNN at 128 channels, four blocks, on 1 s clips at 16 kHz
+    with the log-mel front end (40 ms window, 20 ms hop) inside the model; AdamW under a cosine
+    schedule, label smoothing 0.1.
+
+    Both sides: waveforms [64, 16000] -> log-mel [64, 51, 40] -> conv1 [64, 26, 20, 128] -> logits
+    [64, 12]; 79,116 trainable parameters (and 2,304 batch-norm statistics on both).
+    """
+
+    def keras(self):
+        import numpy as np
+
+        from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
+        from zoo.registry import build_model
+
+        cfg = _task_config("speech.commands", "small")
+        model = build_model(cfg.model, num_classes=12, sample_rate=16000, num_samples=16000, **cfg.model_kwargs)
+        optimizer = _zoo_optimizer(cfg, steps_per_epoch=1000)
+        loss = SparseCategoricalCrossentropyWithSmoothing(cfg.label_smoothing)
+        rng = np.random.default_rng(0)
+        x = rng.uniform(-0.5, 0.5, size=(self.batch_size, 16000)).astype("float32")
+        y = rng.integers(0, 12, self.batch_size).astype("int32")
+        return model, optimizer, loss, (x, y)
+
+    def torch(self, bf16):
+        import torch
+        from torch import nn
+
+        cfg = _task_config("speech.commands", "small", torch=True)
+        from zoo.models.speech import frontend_settings, mel_filterbank
+
+        kwargs = cfg.model_kwargs
+        filters, blocks = kwargs["filters"], kwargs["blocks"]
+        fft_length, frame_length, frame_step = frontend_settings(16000, kwargs["window_ms"], kwargs["hop_ms"])
+        frames, bins = 1 + 16000 // frame_step, 40
+        # The builder's defaults where the preset sets none: 40 mel bins from 20 Hz, 2 + 2 masks of 5 bins.
+        time_masks, time_width, freq_masks, freq_width = 2, kwargs["time_mask_width"], 2, 5
+
+        def bn_relu(channels):  # Keras' BatchNormalization defaults: momentum 0.99, epsilon 1e-3
+            return [nn.BatchNorm2d(channels, eps=1e-3, momentum=0.01), nn.ReLU()]
+
+        def bands(batch, count, width, size):  # SpecAugment._bands
+            width = min(width, size)
+            w = torch.floor(torch.rand(batch, count) * (width + 1))
+            start = torch.floor(torch.rand(batch, count) * (size - w + 1))
+            pos = torch.arange(size, dtype=torch.float32)[None, None, :]
+            return ((pos >= start[..., None]) & (pos < (start + w)[..., None])).any(dim=1)
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.register_buffer("window", torch.hann_window(frame_length, periodic=True))
+                self.register_buffer("filterbank", torch.from_numpy(mel_filterbank(
+                    sample_rate=16000, fft_length=fft_length, num_mel_bins=bins, fmin=20.0)))
+                (t0, t1), (f0, f1) = _same_padding(frames, 10, 2), _same_padding(bins, 4, 2)
+                layers = [nn.ZeroPad2d((f0, f1, t0, t1)), nn.Conv2d(1, filters, (10, 4), stride=2, bias=False),
+                          *bn_relu(filters)]
+                for _ in range(blocks):
+                    layers += [nn.Conv2d(filters, filters, 3, padding=1, groups=filters, bias=False),
+                               *bn_relu(filters), nn.Conv2d(filters, filters, 1, bias=False), *bn_relu(filters)]
+                self.body = nn.Sequential(*layers)
+                self.dropout = nn.Dropout(0.2)
+                self.logits = nn.Linear(filters, 12)
+
+            def frontend(self, x):  # LogMelSpectrogram, UtteranceNormalization, SpecAugment: float32
+                pad = fft_length // 2
+                x = nn.functional.pad(x, (pad, pad))
+                # The Hann window of frame_length, centred in each fft_length frame, as keras.ops.stft does.
+                spec = torch.stft(x, fft_length, hop_length=frame_step, win_length=frame_length, window=self.window,
+                                  center=False, return_complex=True)
+                power = spec.real.square() + spec.imag.square()  # [batch, fft bins, frames]
+                mel = torch.matmul(power.transpose(1, 2), self.filterbank)
+                db = 10.0 * torch.log10(torch.clamp(mel, min=1e-10))
+                db = torch.maximum(db, db.amax(dim=(1, 2), keepdim=True) - 80.0)
+                mean = db.mean(dim=(1, 2), keepdim=True)
+                var = (db - mean).square().mean(dim=(1, 2), keepdim=True)
+                x = (db - mean) / torch.sqrt(var + 1e-6)
+                if self.training:
+                    batch = x.shape[0]
+                    masked = bands(batch, time_masks, time_width, frames)[:, :, None] | \
+                        bands(batch, freq_masks, freq_width, bins)[:, None, :]
+                    x = torch.where(masked, torch.zeros_like(x), x)
+                return x
+
+            def forward(self, waveforms):
+                with torch.autocast("cpu", enabled=False):
+                    x = self.frontend(waveforms)
+                x = x[:, None].contiguous(memory_format=torch.channels_last)  # [batch, 1, frames, bins]
+                x = self.body(x).mean(dim=(2, 3))
+                return _float32(self.logits, self.dropout(x))
+
+        model = Model().to(memory_format=torch.channels_last)
+        optimizer = _torch_optimizer(torch.optim.AdamW, model, lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+        loss = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        x = torch.rand(self.batch_size, 16000) - 0.5
+        y = torch.randint(0, 12, (self.batch_size,))
+        return model, optimizer, loss, (x, y)
+
+
+@net("bilstm", batch_size=64, unit="review")
+class BiLSTM(Net):
+    """The text.sentiment `default` preset: word and bigram embeddings (30,000 and 50,000 rows of 128)
+    summed, spatial dropout, two 64-unit BiLSTMs with input dropout, max pooling over 800 tokens,
+    dropout, 2 classes; AdamW under a cosine schedule, each gradient clipped to norm 1.
+
+    No padding in the batch (every review 800 tokens), so Keras' masks are all true and PyTorch
+    needs no packed sequences. Both sides: [64, 800, 2] ids -> [64, 2] logits; 10,437,890 trainable
+    parameters (10,240,000 of them embeddings).
+    """
+
+    def keras(self):
+        import numpy as np
+
+        from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
+        from zoo.registry import build_model
+
+        cfg = _task_config("text.sentiment", "default")
+        model = build_model(cfg.model, vocab_size=cfg.vocab_size, bigram_vocab_size=cfg.bigrams, num_classes=2,
+                            **cfg.model_kwargs)
+        optimizer = _zoo_optimizer(cfg, steps_per_epoch=352)
+        loss = SparseCategoricalCrossentropyWithSmoothing(cfg.label_smoothing)
+        rng = np.random.default_rng(0)
+        words = rng.integers(1, cfg.vocab_size, (self.batch_size, cfg.max_length))
+        bigrams = rng.integers(1, cfg.bigrams, (self.batch_size, cfg.max_length))
+        x = np.stack([words, bigrams], axis=-1).astype("int32")
+        y = rng.integers(0, 2, self.batch_size).astype("int32")
+        return model, optimizer, loss, (x, y)
+
+    def torch(self, bf16):
+        import torch
+        from torch import nn
+
+        cfg = _task_config("text.sentiment", "default", torch=True)
+        kwargs = cfg.model_kwargs
+        dim, units, dropout = kwargs["embedding_dim"], kwargs["units"], kwargs["dropout"]
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.embedding = nn.Embedding(cfg.vocab_size, dim)
+                self.bigram_embedding = nn.Embedding(cfg.bigrams, dim)
+                sizes = [dim] + [2 * n for n in units]
+                self.lstms = nn.ModuleList(_one_lstm_bias(nn.LSTM(i, n, batch_first=True, bidirectional=True))
+                                           for i, n in zip(sizes, units))
+                self.logits = nn.Linear(sizes[-1], 2)
+
+            def forward(self, tokens):
+                x = self.embedding(tokens[..., 0]) + self.bigram_embedding(tokens[..., 1])
+                x = _variational_dropout(x, kwargs["embedding_dropout"], self.training)
+                for lstm in self.lstms:
+                    x, _ = lstm(_variational_dropout(x, dropout, self.training))
+                x = nn.functional.dropout(x.amax(dim=1), dropout, self.training)
+                return _float32(self.logits, x)
+
+        model = Model()
+        optimizer = _torch_optimizer(torch.optim.AdamW, model, clipnorm=cfg.clipnorm, lr=cfg.learning_rate,
+                                     weight_decay=cfg.weight_decay)
+        loss = nn.CrossEntropyLoss(label_smoothing=cfg.label_smoothing)
+        tokens = torch.stack([torch.randint(1, cfg.vocab_size, (self.batch_size, cfg.max_length)),
+                              torch.randint(1, cfg.bigrams, (self.batch_size, cfg.max_length))], dim=-1)
+        y = torch.randint(0, 2, (self.batch_size,))
+        return model, optimizer, loss, (tokens, y)
+
+
+# A batch of the translation pipeline's length bucket of 17-20 ids (Multi30k's commonest): sources
+# of 20 ids, targets of 20 ids ([START] ... [END]) read as 19 decoder inputs and 19 labels.
+SOURCE_LENGTH, TARGET_LENGTH = 20, 19
+
+
+@net("seq2seq", batch_size=64, unit="sentence pair")
+class Seq2Seq(Net):
+    """The text.translation `default` preset: bahdanau_lstm with 8,000-id vocabularies, 256-wide
+    embeddings, BiLSTM encoder and LSTM decoder, additive attention, dropout 0.3; Adam under a cosine
+    schedule, each gradient clipped to norm 1, label smoothing 0.1 over non-padding labels.
+
+    No padding in the batch (the source mask is computed and applied, all true), so PyTorch needs no
+    packed sequences. Both sides: ([64, 20], [64, 19]) ids -> [64, 19, 8000] logits; 8,384,320
+    trainable parameters.
+    """
+
+    def keras(self):
+        import numpy as np
+
+        from zoo.losses import SparseCategoricalCrossentropyWithSmoothing
+        from zoo.registry import build_model
+        from zoo.subword import PAD_ID
+
+        cfg = _task_config("text.translation", "default")
+        model = build_model(cfg.model, source_vocab_size=cfg.source_vocab_size,
+                            target_vocab_size=cfg.target_vocab_size, **cfg.model_kwargs)
+        optimizer = _zoo_optimizer(cfg, steps_per_epoch=453)
+        loss = SparseCategoricalCrossentropyWithSmoothing(cfg.label_smoothing, ignore_class=PAD_ID)
+        rng = np.random.default_rng(0)
+        source = rng.integers(1, cfg.source_vocab_size, (self.batch_size, SOURCE_LENGTH)).astype("int32")
+        target = rng.integers(1, cfg.target_vocab_size, (self.batch_size, TARGET_LENGTH + 1)).astype("int32")
+        return model, optimizer, loss, ((source, target[:, :-1]), target[:, 1:])
+
+    def torch(self, bf16):
+        import torch
+        from torch import nn
+
+        cfg = _task_config("text.translation", "default", torch=True)
+        from zoo.subword import PAD_ID
+
+        kwargs = cfg.model_kwargs
+        source_vocab, target_vocab = cfg.source_vocab_size, cfg.target_vocab_size
+        dim, enc, units, rate = kwargs["embedding_dim"], kwargs["encoder_units"], kwargs["units"], kwargs["dropout"]
+
+        class Model(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.source_embedding = nn.Embedding(source_vocab, dim)
+                self.encoder = _one_lstm_bias(nn.LSTM(dim, enc, batch_first=True, bidirectional=True))
+                self.attention_keys = nn.Linear(2 * enc, units, bias=False)
+                self.init_h = nn.Linear(2 * enc, units)
+                self.init_c = nn.Linear(2 * enc, units)
+                self.target_embedding = nn.Embedding(target_vocab, dim)
+                self.decoder = _one_lstm_bias(nn.LSTM(dim, units, batch_first=True))
+                self.attention_query = nn.Linear(units, units, bias=False)
+                # keras.layers.AdditiveAttention(use_scale=True): a learned scale a key feature.
+                self.scale = nn.Parameter(torch.empty(units).uniform_(-(3 / units) ** 0.5, (3 / units) ** 0.5))
+                self.attentional_state = nn.Linear(2 * enc + units, units)
+                self.logits = nn.Linear(units, target_vocab)
+                self.dropout = nn.Dropout(rate)
+
+            def forward(self, inputs):
+                source, target = inputs
+                source_mask = source != PAD_ID
+                memory, (h, c) = self.encoder(self.dropout(self.source_embedding(source)))
+                memory = self.dropout(memory)
+                keys = self.attention_keys(memory)
+                h0 = torch.tanh(self.init_h(torch.cat([h[0], h[1]], dim=-1)))
+                c0 = torch.tanh(self.init_c(torch.cat([c[0], c[1]], dim=-1)))
+                x = self.dropout(self.target_embedding(target))
+                query, _ = self.decoder(x, (h0[None].to(x.dtype), c0[None].to(x.dtype)))
+                q = self.attention_query(query)
+                # AdditiveAttention: sum(scale * tanh(q + k)) over features, padding at -1e9, softmax.
+                scores = (self.scale.to(q.dtype) * torch.tanh(q[:, :, None, :] + keys[:, None, :, :])).sum(dim=-1)
+                scores = torch.where(~source_mask[:, None, :], scores - 1.0e9, scores)
+                context = torch.matmul(torch.softmax(scores, dim=-1), memory)
+                x = torch.tanh(self.attentional_state(torch.cat([context, query], dim=-1)))
+                return _float32(self.logits, self.dropout(x))
+
+        model = Model()
+        optimizer = _torch_optimizer(torch.optim.Adam, model, clipnorm=cfg.clipnorm, lr=cfg.learning_rate)
+        cross_entropy = nn.CrossEntropyLoss(ignore_index=PAD_ID, label_smoothing=cfg.label_smoothing)
+
+        def loss(logits, labels):
+            return cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1))
+
+        source = torch.randint(1, source_vocab, (self.batch_size, SOURCE_LENGTH))
+        target = torch.randint(1, target_vocab, (self.batch_size, TARGET_LENGTH + 1))
+        return model, optimizer, loss, ((source, target[:, :-1]), target[:, 1:])
 
 
 # --- one measurement (a child process) --------------------------------------------------------
