@@ -3,7 +3,8 @@
     pip install -e .[bench]                       # PyTorch (CPU), for this script only
     python bench/peer_cpu.py                      # airbench (the `fast` preset's network), both precisions
     python bench/peer_cpu.py --nets airbench,ds_cnn,bilstm,seq2seq --reps 3
-    python bench/peer_cpu.py --nets airbench --keras-variants fit,train_on_batch
+    python bench/peer_cpu.py --keras-variants fit,fit+keras-gelu,fit+xla,custom,task   # where the time goes
+    python bench/peer_cpu.py --amx-off                # as on a CPU with AVX-512 BF16 but no AMX
 
 Each measurement is a separate process (a fresh TensorFlow or PyTorch, nothing shared), the
 stacks alternating within each repetition so that a slower or busier stretch of the machine
@@ -12,7 +13,7 @@ falls on both. A process builds the network, makes one resident random batch, ru
 The table gives the min and median over repetitions of each stack and the ratio of medians
 (zoo / PyTorch, above 1 when the zoo is faster). Every measurement is appended to
 `bench/results/peer_cpu.jsonl` with the machine's CPU model and flags, and the table is
-written to `bench/results/peer_cpu.md`.
+appended to `bench/results/peer_cpu.md`.
 
 The Keras side is the zoo's own training path: the registered builder with the task preset's
 arguments, `zoo.optim.make_optimizer` and `zoo.losses`, compiled as `zoo.train` compiles it,
@@ -82,7 +83,6 @@ class Airbench(Net):
     with decoupled weight decay under a one-cycle schedule, label smoothing 0.2."""
 
     def keras(self):
-        import keras
         import numpy as np
 
         from tasks.vision.cifar10 import PRESETS
@@ -461,20 +461,58 @@ class Seq2Seq(Net):
 
 # --- one measurement (a child process) --------------------------------------------------------
 
-def run_keras(spec, precision, steps, warmup, variant, jit):
+KNOBS = {
+    "xla": "jit_compile=True",
+    "inter1": "tf.config.threading.set_inter_op_parallelism_threads(1)",
+    "intra1": "tf.config.threading.set_intra_op_parallelism_threads(1)",
+    "no-onednn": "TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)",
+    "keras-gelu": "GELU layers call keras.activations.gelu (tf.nn.gelu, erfc) instead of zoo.models.vision.gelu",
+    "tanh-gelu": "GELU layers use the tanh approximation",
+    "no-metrics": "compiled without the accuracy metric",
+}
+
+
+def run_keras(spec, precision, steps, warmup, variant, knobs):
+    """A Keras training measurement: `variant` is fit, train_on_batch or custom (a tf.function of
+    GradientTape + optimizer.apply, no Keras train_step), `knobs` from KNOBS."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if "no-onednn" in knobs:
+        os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
     import keras
     import tensorflow as tf
 
+    if "inter1" in knobs:
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    if "intra1" in knobs:
+        tf.config.threading.set_intra_op_parallelism_threads(1)
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     model, optimizer, loss, (x, y) = spec.keras()
-    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], jit_compile=jit)
-    if variant == "train_on_batch":
+    if "keras-gelu" in knobs or "tanh-gelu" in knobs:
+        from zoo.models.vision import gelu
+
+        approximate = "tanh-gelu" in knobs
+        for layer in model.layers:
+            if getattr(layer, "activation", None) is gelu:
+                layer.activation = lambda t: keras.activations.gelu(t, approximate=approximate)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[] if "no-metrics" in knobs else ["accuracy"],
+                  jit_compile="xla" in knobs)
+    if variant in ("train_on_batch", "custom"):
+        if variant == "custom":
+            @tf.function(jit_compile="xla" in knobs)
+            def step(x, y):
+                with tf.GradientTape() as tape:
+                    value = loss(y, model(x, training=True))
+                grads = tape.gradient(value, model.trainable_variables)
+                optimizer.apply(grads, model.trainable_variables)
+                return value
+        else:
+            step = model.train_on_batch
         for _ in range(warmup):
-            model.train_on_batch(x, y)
+            step(x, y)
         start = time.perf_counter()
         for _ in range(steps):
-            model.train_on_batch(x, y)
+            out = step(x, y)
+        float(out if variant == "custom" else 0.0)  # wait for the last step
         seconds = time.perf_counter() - start
     else:  # fit: Keras' own loop, one step a call, over the resident batch
         data = tf.data.Dataset.from_tensors((x, y)).repeat()
@@ -490,8 +528,32 @@ def run_keras(spec, precision, steps, warmup, variant, jit):
         clock = Clock()
         model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[clock])
         seconds = clock.seconds
-    return {"versions": f"Keras {keras.__version__}, "
-            f"TensorFlow {tf.__version__}", "seconds": seconds}
+    return {"versions": f"Keras {keras.__version__}, TensorFlow {tf.__version__}", "seconds": seconds}
+
+
+def run_task(spec, precision, knobs, subset=10000):
+    """The task's own epoch, pipeline included: `python -m tasks.vision.cifar10 --preset fast
+    --epochs 2 --subset N` on the data in ZOO_DATA_DIR; the rate is N over the second epoch's
+    `epoch_time_s` (history.csv). Only for airbench."""
+    import csv
+    import tempfile
+
+    if spec is not NETS["airbench"]:
+        raise SystemExit("the task variant measures the `fast` preset's epoch: --nets airbench")
+    if not os.environ.get("ZOO_DATA_DIR"):
+        raise SystemExit("the task variant reads CIFAR-10: set ZOO_DATA_DIR")
+    with tempfile.TemporaryDirectory() as out:
+        cmd = [sys.executable, "-m", "tasks.vision.cifar10", "--preset", "fast", "--epochs", "2", "--subset",
+               str(subset), "--output-dir", out, "--verbose", "0", "--no-tensorboard", "--no-tta", "--no-export",
+               "--precision", "mixed_bfloat16" if precision == "bfloat16" else "float32"]
+        subprocess.run(cmd, check=True, cwd=ROOT, stdout=subprocess.DEVNULL)
+        with open(Path(out) / "history.csv") as f:
+            seconds = float(list(csv.DictReader(f))[1]["epoch_time_s"])
+    import keras
+    import tensorflow as tf
+
+    return {"versions": f"Keras {keras.__version__}, TensorFlow {tf.__version__}", "seconds": seconds,
+            "examples": subset}
 
 
 def run_torch(spec, precision, steps, warmup):
@@ -520,13 +582,19 @@ def run_torch(spec, precision, steps, warmup):
 def child(args):
     sys.path.insert(0, str(ROOT))
     spec = NETS[args.net]
-    if args.stack == "torch":
+    variant, *knobs = args.stack.split("+")
+    unknown = sorted(set(knobs) - set(KNOBS))
+    if unknown:
+        raise SystemExit(f"unknown knobs {unknown}; known: {', '.join(KNOBS)}")
+    if variant == "torch":
         result = run_torch(spec, args.precision, args.steps, args.warmup)
+    elif variant == "task":
+        result = run_task(spec, args.precision, knobs)
     else:
-        variant, _, xla = args.stack.partition("-")
-        result = run_keras(spec, args.precision, args.steps, args.warmup, variant, xla == "xla")
-    result.update(stack=args.stack, net=args.net, precision=args.precision, batch_size=spec.batch_size, steps=args.steps,
-                  rate=args.steps * spec.batch_size / result["seconds"], unit=spec.unit)
+        result = run_keras(spec, args.precision, args.steps, args.warmup, variant, knobs)
+    examples = result.pop("examples", args.steps * spec.batch_size)
+    result.update(stack=args.stack, net=args.net, precision=args.precision, batch_size=spec.batch_size,
+                  steps=args.steps, rate=examples / result["seconds"], unit=spec.unit)
     print("RESULT " + json.dumps(result), flush=True)
 
 
@@ -565,7 +633,13 @@ def main(argv=None):
     parser.add_argument("--nets", default="airbench", help=f"comma-separated, of: {', '.join(NETS)}")
     parser.add_argument("--precisions", default="float32,bfloat16")
     parser.add_argument("--keras-variants", default="fit",
-                        help="fit, train_on_batch, and either with -xla (jit_compile=True), comma-separated")
+                        help="comma-separated zoo stacks: fit (Keras' loop, the task's path), train_on_batch, "
+                             "custom (tf.function of GradientTape + optimizer.apply) or task (the task's real "
+                             "epoch, pipeline included; airbench, ZOO_DATA_DIR), each optionally with +KNOB "
+                             "(several allowed): " + "; ".join(f"{k}: {v}" for k, v in KNOBS.items()))
+    parser.add_argument("--amx-off", action="store_true",
+                        help="both stacks' oneDNN without AMX (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16), as on a CPU "
+                             "with AVX-512 BF16 but no AMX")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--warmup", type=int, default=3)
@@ -585,6 +659,9 @@ def main(argv=None):
         parser.error(f"unknown --nets {', '.join(unknown)}; known: {', '.join(NETS)}")
     keras_stacks = args.keras_variants.split(",")
     machine = {"cpu": cpu_model(), "flags": cpu_flags_summary(), "cpus": os.cpu_count()}
+    if args.amx_off:
+        os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX512_CORE_BF16"  # inherited by every measurement
+        machine["flags"] = [f for f in machine["flags"] if not f.startswith("amx")] + ["(AMX off in oneDNN)"]
     print(f"{machine['cpu']} ({', '.join(machine['flags'])}), {machine['cpus']} CPUs; {args.reps} repetitions, "
           f"{args.warmup} warm-up + {args.steps} timed steps", flush=True)
     rows = {}
@@ -610,7 +687,8 @@ def main(argv=None):
             + table(rows, keras_stacks) + "\n")
     print("\n" + text)
     if not args.no_save:
-        (RESULTS / "peer_cpu.md").write_text(f"`python bench/peer_cpu.py {' '.join(argv or sys.argv[1:])}`\n\n" + text)
+        with open(RESULTS / "peer_cpu.md", "a") as f:
+            f.write(f"## `python bench/peer_cpu.py {' '.join(argv or sys.argv[1:])}`\n\n{text}\n")
     return rows
 
 

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 
+from zoo.models import vision
 from zoo.models.vision import init_patch_whitening
 from zoo.registry import build_model
 
@@ -32,3 +33,22 @@ def test_patch_whitening_needs_two_filters_per_patch_dimension():
         init_patch_whitening(model, np.zeros((2, 16, 16, 3)))
 
 
+
+
+def test_gelu_is_keras_exact_gelu():
+    x = np.linspace(-10, 10, 20001).astype("float32")
+    expected = keras.ops.convert_to_numpy(keras.activations.gelu(x, approximate=False))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(vision.gelu(x)), expected, atol=2e-6)
+    # and not the tanh approximation (which differs by up to ~5e-4)
+    approx = keras.ops.convert_to_numpy(keras.activations.gelu(x, approximate=True))
+    assert np.max(np.abs(approx - expected)) > 1e-4
+    # bfloat16, as mixed_bfloat16 computes it: within bfloat16's resolution
+    xb = keras.ops.cast(x, "bfloat16")
+    got = keras.ops.convert_to_numpy(keras.ops.cast(vision.gelu(xb), "float32"))
+    np.testing.assert_allclose(got, expected, atol=0.05, rtol=2 ** -7)
+
+
+def test_airbench_gelu_survives_serialization():
+    model = vision.airbench(widths=(4, 4, 4), stem_width=4)
+    clone = keras.Model.from_config(model.get_config())
+    assert clone.get_layer("group1_gelu1").activation is vision.gelu
