@@ -161,6 +161,7 @@ def test_refresh_card_migrates_an_old_card_to_strict_json_and_its_manifest(tmp_p
     old["dataset"]["read_from"] = str(tmp_path / "mirror" / "fsdd" / "recordings")
     old["published"]["from"] = "/build/runs/speech-digits"
     old["metrics"]["val_loss"] = float("nan")  # what Python's json writes as NaN
+    old["reproduce"] = "python -m tasks.speech.digits"  # as published, before commands named the precision
     (entry / "metadata.json").write_text(json.dumps(old))
     from zoo.safety import write_manifest
     write_manifest(entry)
@@ -171,7 +172,31 @@ def test_refresh_card_migrates_an_old_card_to_strict_json_and_its_manifest(tmp_p
     assert card["labels"] == old["class_names"] and card["published"]["from"] == "speech-digits"
     assert card["dataset"]["read_from"] == "$ZOO_DATA_DIR/fsdd/recordings"
     assert card["signatures"]["serving_default"]["inputs"]["waveforms"]["meaning"] == "old words"
+    # Trained under --precision auto, which chose float32 then: the command says so.
+    assert old["training"]["config"]["precision"] == "auto"
+    assert card["reproduce"] == "python -m tasks.speech.digits --precision float32"
     load(entry)
+
+
+@pytest.mark.parametrize("name", ALL_ENTRIES)
+def test_a_shipped_entry_reproduces_with_the_policy_it_trained_in(name):
+    card = card_of(name)
+    policy = (card.get("training") or {}).get("resolved", {}).get("dtype_policy")
+    if "reproduce" not in card or not policy:
+        pytest.skip("no training record (a LiteRT entry)")
+    for command in card["reproduce"].split(", then "):
+        assert f"--precision {policy}" in command
+
+
+def test_reproduce_names_the_precision_unless_the_command_does():
+    from zoo.publish import _reproduce, pinned_precision
+
+    auto = {"config": {"precision": "auto"}, "resolved": {"dtype_policy": "mixed_bfloat16"}}
+    assert pinned_precision(auto) == "mixed_bfloat16" and pinned_precision({}) is None
+    assert _reproduce("python -m tasks.vision.cifar10 --output-dir r", "mixed_bfloat16") == \
+        "python -m tasks.vision.cifar10 --precision mixed_bfloat16"
+    assert _reproduce("python -m t --precision=float32", "mixed_bfloat16") == "python -m t --precision=float32"
+    assert _reproduce("python -m t --output-dir=r") == "python -m t"
 
 
 def test_serving_layout_is_what_tf_serving_loads(tmp_path):

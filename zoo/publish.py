@@ -223,8 +223,16 @@ def portable_training(training: dict, data_dirs) -> dict:
     return {**training, "config": config} if "config" in training else training
 
 
-def _reproduce(command: str | None) -> str | None:
-    """The run's command without `--output-dir` (where the run wrote is not part of the recipe)."""
+def pinned_precision(training: dict) -> str | None:
+    """The dtype policy a run trained in (its config.json's `resolved`), for its command to name:
+    `--precision auto` depends on the machine (a GPU, a CPU's bfloat16 instructions) and a
+    preset's precision may change."""
+    return (training.get("resolved") or {}).get("dtype_policy")
+
+
+def _reproduce(command: str | None, precision: str | None = None) -> str | None:
+    """The run's command without `--output-dir` (where the run wrote is not part of the recipe),
+    with `--precision precision` added when given and the command sets none."""
     if not command:
         return None
     words, out = shlex.split(command), []
@@ -236,7 +244,14 @@ def _reproduce(command: str | None) -> str | None:
             skip = True
         elif not w.startswith("--output-dir="):
             out.append(w)
-    return shlex.join(out)
+    return _with_precision(shlex.join(out), precision)
+
+
+def _with_precision(command: str, precision: str | None) -> str:
+    words = shlex.split(command)
+    if precision and not any(w == "--precision" or w.startswith("--precision=") for w in words):
+        words += ["--precision", precision]
+    return shlex.join(words)
 
 
 def _checkpoint(source: Path):
@@ -353,7 +368,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
                  "tensorflow": f"{imports}; model = tf.saved_model.load('saved_models/{name}')",
                  "check_files": f"cd saved_models/{name} && sha256sum -c SHA256SUMS"},
         "command": portable_command(run.get("command"), data_dirs=data_dirs),
-        "reproduce": _reproduce(run.get("command")),
+        "reproduce": _reproduce(run.get("command"), pinned_precision(training)),
         "metrics": metrics,
         "training": portable_training(training, data_dirs),
         "versions": run.get("versions"),
@@ -366,13 +381,14 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
     source_run = Path(weights).parent if weights else None
     if source_run and (source_run / "config.json").is_file():
         # A re-export (--weights W --epochs 0): the weights, and the recipe, come from W's run.
-        trained_by = json.loads((source_run / "config.json").read_text()).get("command")
+        source_config = json.loads((source_run / "config.json").read_text())
+        trained_by = source_config.get("command")
         card["weights_from"] = {"run": portable_path(source_run.absolute(), run_dirs=[source_run]),
                                 "command": portable_command(trained_by, data_dirs=data_dirs)}
         # The weights' path is this machine's: name it by its place in the first command's run directory.
         # The second command writes beside the first: a run directory that holds a finished run
         # of other settings is refused, so the two cannot share one.
-        card["reproduce"] = (f"{_reproduce(trained_by)}, then "
+        card["reproduce"] = (f"{_reproduce(trained_by, pinned_precision(source_config))}, then "
                              f"{card['reproduce'].replace(shlex.quote(weights), 'RUN/' + Path(weights).name)}"
                              " --output-dir RUN-export")
         card["reproduce_note"] = ("RUN: the run directory of the first command (its --output-dir, by default "
@@ -477,6 +493,11 @@ def refreshed_card(card: dict, specs: dict, *, data_dir=None) -> dict:
     for key in ("command", "reproduce"):
         if key in card:
             card[key] = portable_command(card[key], data_dirs=data_dirs)
+    if card.get("reproduce") and pinned_precision(training):
+        # Name the policy it trained in, so the command trains the same way on a machine where
+        # auto (or the preset) would choose another.
+        card["reproduce"] = ", then ".join(_with_precision(part, pinned_precision(training))
+                                           for part in card["reproduce"].split(", then "))
     if training:
         card["training"] = portable_training(training, data_dirs)
     if isinstance(card.get("published"), dict):
