@@ -102,6 +102,28 @@ class Airbench(Net):
         y = rng.integers(0, 10, self.batch_size).astype("int32")
         return model, optimizer, loss, (x, y)
 
+    def pipeline(self, one_thread=False, subset=10000):
+        """The `fast` preset's training pipeline (zoo.pipeline.image_dataset: shuffle, random crop,
+        flip, normalization, prefetch) over `subset` CIFAR-10 training images from ZOO_DATA_DIR."""
+        import tensorflow as tf
+
+        from tasks.vision.cifar10 import CIFAR10_MEAN, CIFAR10_STD, PRESETS
+        from zoo.data.images import load_cifar10
+        from zoo.pipeline import image_dataset
+
+        if not os.environ.get("ZOO_DATA_DIR"):
+            raise SystemExit("the pipe variant reads CIFAR-10: set ZOO_DATA_DIR")
+        p, data = PRESETS["fast"], load_cifar10()
+        ds = image_dataset(data.x_train[:subset], data.y_train[:subset], batch_size=self.batch_size, training=True,
+                           mean=CIFAR10_MEAN, std=CIFAR10_STD, crop_padding=p["crop_padding"], flip=p["flip"],
+                           seed=0, drop_remainder=True).repeat()
+        if one_thread:
+            options = tf.data.Options()
+            options.threading.private_threadpool_size = 1
+            options.threading.max_intra_op_parallelism = 1
+            ds = ds.with_options(options)
+        return ds
+
     def torch(self, bf16):
         import torch
         from torch import nn
@@ -469,7 +491,31 @@ KNOBS = {
     "keras-gelu": "GELU layers call keras.activations.gelu (tf.nn.gelu, erfc) instead of zoo.models.vision.gelu",
     "tanh-gelu": "GELU layers use the tanh approximation",
     "no-metrics": "compiled without the accuracy metric",
+    "data1": "pipe: the tf.data pipeline held to one thread (private_threadpool_size=1, max_intra_op_parallelism=1)",
+    "lean-bn": "training-mode BatchNormalization normalizes in the compute dtype (statistics in float32) "
+               "instead of Keras' float32 round trip: a diagnostic, not the zoo's layer",
 }
+
+
+def lean_batch_norm(layer):
+    """Replaces a BatchNormalization layer's training-mode call by one that keeps bfloat16 inputs
+    in bfloat16 (`x * a + b`, a and b from float32 statistics): how much Keras' float32 round trip
+    costs."""
+    from keras import ops
+
+    keras_call = layer.call
+
+    def call(inputs, training=None, mask=None):
+        if not training or inputs.dtype == "float32":
+            return keras_call(inputs, training=training, mask=mask)
+        mean, variance = ops.moments(ops.cast(inputs, "float32"), axes=layer._reduction_axes)
+        layer.moving_mean.assign(layer.moving_mean * layer.momentum + mean * (1.0 - layer.momentum))
+        layer.moving_variance.assign(layer.moving_variance * layer.momentum + variance * (1.0 - layer.momentum))
+        scale = ops.rsqrt(variance + layer.epsilon) * ops.cast(layer.gamma, "float32")
+        shift = ops.cast(layer.beta, "float32") - mean * scale
+        return inputs * ops.cast(scale, inputs.dtype) + ops.cast(shift, inputs.dtype)
+
+    layer.call = call
 
 
 def run_keras(spec, precision, steps, warmup, variant, knobs):
@@ -494,6 +540,10 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
         for layer in model.layers:
             if getattr(layer, "activation", None) is gelu:
                 layer.activation = lambda t: keras.activations.gelu(t, approximate=approximate)
+    if "lean-bn" in knobs:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                lean_batch_norm(layer)
     model.compile(optimizer=optimizer, loss=loss, metrics=[] if "no-metrics" in knobs else ["accuracy"],
                   jit_compile="xla" in knobs)
     if variant in ("train_on_batch", "custom"):
@@ -514,8 +564,8 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
             out = step(x, y)
         float(out if variant == "custom" else 0.0)  # wait for the last step
         seconds = time.perf_counter() - start
-    else:  # fit: Keras' own loop, one step a call, over the resident batch
-        data = tf.data.Dataset.from_tensors((x, y)).repeat()
+    else:  # fit: Keras' own loop, one step a call, over the resident batch (pipe: the task's pipeline)
+        data = tf.data.Dataset.from_tensors((x, y)).repeat() if variant == "fit" else spec.pipeline("data1" in knobs)
 
         class Clock(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
@@ -633,7 +683,8 @@ def main(argv=None):
     parser.add_argument("--nets", default="airbench", help=f"comma-separated, of: {', '.join(NETS)}")
     parser.add_argument("--precisions", default="float32,bfloat16")
     parser.add_argument("--keras-variants", default="fit",
-                        help="comma-separated zoo stacks: fit (Keras' loop, the task's path), train_on_batch, "
+                        help="comma-separated zoo stacks: fit (Keras' loop, the task's path), pipe (fit over the "
+                             "task's tf.data pipeline on real images; airbench, ZOO_DATA_DIR), train_on_batch, "
                              "custom (tf.function of GradientTape + optimizer.apply) or task (the task's real "
                              "epoch, pipeline included; airbench, ZOO_DATA_DIR), each optionally with +KNOB "
                              "(several allowed): " + "; ".join(f"{k}: {v}" for k, v in KNOBS.items()))
@@ -672,7 +723,11 @@ def main(argv=None):
                 # Alternate which stack goes first from one repetition to the next.
                 stacks = ["torch", *keras_stacks]
                 for stack in (stacks if rep % 2 else stacks[::-1]):
-                    r = measure(net_name, stack, precision, args)
+                    try:
+                        r = measure(net_name, stack, precision, args)
+                    except RuntimeError as e:  # one broken configuration does not lose the others
+                        print(f"  rep {rep} {net_name} {precision} {stack}: failed\n{e}", flush=True)
+                        continue
                     r.update(machine=machine, rep=rep, time=stamp, tag=args.tag)
                     rows.setdefault((net_name, precision), []).append(r)
                     print(f"  rep {rep} {net_name:9s} {precision:9s} {stack:22s} {r['rate']:8.1f} {r['unit']}/s",

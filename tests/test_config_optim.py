@@ -382,6 +382,28 @@ def test_auto_precision_on_a_cpu_follows_its_bf16_instructions(monkeypatch, tmp_
     assert set_precision("auto") == expected and keras.config.dtype_policy().name == expected
 
 
+@pytest.mark.parametrize("flags", [AMX_XEON, ZEN4, SKYLAKE])
+def test_auto_precision_on_a_cpu_is_bfloat16_only_for_the_domains_measured_faster(monkeypatch, flags):
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: [])
+    monkeypatch.setattr(precision, "cpu_flags", lambda: frozenset(flags.split()))
+    bf16 = "mixed_bfloat16" if "avx512_bf16" in flags else "float32"
+    assert resolve_precision("auto", "vision") == bf16
+    for domain in ("speech", "text", "seq2seq"):
+        assert resolve_precision("auto", domain) == "float32"
+        assert resolve_precision("mixed_bfloat16", domain) == "mixed_bfloat16"  # asked for: given
+    monkeypatch.setattr(precision, "gpu_compute_capabilities", lambda: [(8, 0)])
+    assert resolve_precision("auto", "speech") == "mixed_float16"  # GPUs: every domain
+
+
+def test_a_run_resolves_auto_precision_by_its_model(monkeypatch):
+    from zoo.registry import list_models, model_domain
+    from zoo.train import _domain
+
+    assert precision.CPU_BF16_DOMAINS <= {model_domain(m) for m in list_models()}
+    assert _domain("airbench") == "vision" and _domain("ds_cnn") == "speech" and _domain("bilstm") == "text"
+    assert _domain("bahdanau_lstm") == "seq2seq" and _domain("no_such_model") is None and _domain(None) is None
+
+
 def test_cpu_flags_of_an_unreadable_cpuinfo_are_empty(tmp_path):
     assert precision.cpu_flags.__wrapped__(str(tmp_path / "missing")) == frozenset()
     assert not precision.cpu_has_bf16(frozenset())
@@ -411,3 +433,15 @@ def test_explicit_precisions(name):
 def test_invalid_precision():
     with pytest.raises(ValueError, match="precision must be one of"):
         resolve_precision("float8")
+
+
+def test_presets_leave_the_precision_to_auto():
+    # auto picks what the machine and the model train fastest in; only a preset that reproduces
+    # a published float32 recipe names one.
+    import importlib
+
+    for module in ("tasks.vision.cifar10", "tasks.vision.classify", "tasks.speech.commands", "tasks.speech.digits",
+                   "tasks.speech.classify", "tasks.text.sentiment", "tasks.text.classify", "tasks.text.translation"):
+        presets = importlib.import_module(module).PRESETS
+        named = {name: p["precision"] for name, p in presets.items() if "precision" in p}
+        assert named == ({"seed": "float32"} if "seed" in presets else {}), module

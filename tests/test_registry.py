@@ -328,3 +328,20 @@ def test_registering_a_second_builder_under_a_taken_name_fails():
     with pytest.raises(ValueError, match="already registered"):
         register_model("seed_cnn")(lambda **kw: None)
     assert zoo.build_model is build_model
+
+
+def test_pytorch_is_only_a_benchmark_peer():
+    # bench/peer_cpu.py compares against PyTorch (the `bench` extra); the zoo never needs it.
+    import subprocess
+    import sys
+
+    code = ("import sys, zoo, zoo.models, zoo.finetune, zoo.pretrained, tasks.vision.cifar10, tasks.speech.commands, "
+            "tasks.text.sentiment, tasks.text.translation, tuning.search; "
+            "print(sorted(m for m in sys.modules if m == 'torch' or m.startswith('torch.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+    from pathlib import Path
+
+    setup = (Path(zoo.__file__).parents[1] / "setup.cfg").read_text()
+    requires = setup.split("install_requires =")[1].split("\n[")[0]
+    assert "torch" not in requires

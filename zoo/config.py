@@ -121,8 +121,8 @@ class TrainConfig:
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", ge=0, lt=1)
     early_stopping_patience: typing.Optional[int] = option(None, "stop after this many epochs without val improvement",
                                                                 ge=0)
-    precision: str = option("auto", "dtype policy (auto: mixed_float16 on GPUs with cc >= 7.0, mixed_bfloat16 on CPUs with AMX or "
-                                    "AVX-512 BF16, else float32)", PRECISIONS)
+    precision: str = option("auto", "dtype policy (auto: mixed_float16 on GPUs with cc >= 7.0; image models "
+                                    "in mixed_bfloat16 on CPUs with AMX or AVX-512 BF16; else float32)", PRECISIONS)
     distribute: str = option("auto", "distribution strategy", DISTRIBUTIONS)
     jit_compile: str = option("auto", "XLA (auto: on for GPUs; off on CPUs, where oneDNN measured faster)", ("auto", "true", "false"))
     seed: int = option(0, "seeds Python, NumPy, TensorFlow and Keras", ge=0, lt=2**32)

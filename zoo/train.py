@@ -179,6 +179,13 @@ def move_aside(run_dir, paths, *, weights=None, flag="--overwrite") -> Path | No
     return dest
 
 
+def _domain(model):
+    """The registry domain of `model` (what `--precision auto` asks on a CPU), None if unknown."""
+    from zoo.registry import list_models, model_domain
+
+    return model_domain(model) if model in list_models() else None
+
+
 def setup_run(cfg, task: str, argv=None) -> Run:
     """Takes the run directory, seeds everything, sets precision and the strategy, and writes
     the resolved config to `run_dir/config.json`.
@@ -234,7 +241,7 @@ def setup_run(cfg, task: str, argv=None) -> Run:
     keras.utils.set_random_seed(cfg.seed)
     if cfg.deterministic:
         tf.config.experimental.enable_op_determinism()
-    policy = set_precision(cfg.precision)
+    policy = set_precision(cfg.precision, _domain(getattr(cfg, "model", None)))
     strategy = get_strategy(cfg.distribute)
     run = Run(own_dir, strategy, policy, resolve_jit(cfg.jit_compile), chief, command, _as_json(dataclasses.asdict(cfg)))
     resolved = {

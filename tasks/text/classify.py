@@ -38,7 +38,7 @@ class Config(TextConfig):
 
 
 _RECIPE = dict(optimizer="adamw", learning_rate=2e-3, weight_decay=1e-2, schedule="cosine", warmup_epochs=0.5,
-               batch_size=32, clipnorm=1.0, precision="float32")
+               batch_size=32, clipnorm=1.0)
 PRESETS = {
     # A 2 x 64-unit BiLSTM over words, max pooling: for a few hundred to a few hundred thousand
     # texts of up to a few paragraphs.

@@ -54,7 +54,7 @@ class Config(TextConfig):
 
 
 _RECIPE = dict(optimizer="adamw", learning_rate=2e-3, weight_decay=1e-2, schedule="cosine", warmup_epochs=0.5,
-               batch_size=64, clipnorm=1.0, validation_split=0.1, precision="float32")
+               batch_size=64, clipnorm=1.0, validation_split=0.1)
 PRESETS = {
     # 2 x 64-unit BiLSTM over word + bigram embeddings, max pooling: 90.91% test (docs/text.md).
     "default": dict(_RECIPE, model="bilstm", epochs=4, vocab_size=30000, bigrams=50000, max_length=800,
