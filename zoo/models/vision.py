@@ -33,8 +33,8 @@ def gelu(x):
     """The exact GELU, `x * Phi(x)`, as `0.5 x (1 + erf(x / sqrt(2)))`.
 
     The same function as `keras.activations.gelu(x, approximate=False)`, written with erf because
-    TensorFlow's `tf.nn.gelu` goes through erfc, which trains airbench about 1.3x slower on a CPU
-    in bfloat16 (bench/README.md); JAX's and PyTorch's exact GELU are this formula.
+    TensorFlow's `tf.nn.gelu` goes through erfc, with which airbench trained at 0.89x the rate on
+    a CPU in bfloat16 (bench/README.md); JAX's exact GELU is this formula.
     """
     return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
 
