@@ -30,6 +30,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import subprocess
 import sys
@@ -743,7 +744,7 @@ def main(argv=None):
     print("\n" + text)
     if not args.no_save:
         with open(RESULTS / "peer_cpu.md", "a") as f:
-            f.write(f"## `python bench/peer_cpu.py {' '.join(argv or sys.argv[1:])}`\n\n{text}\n")
+            f.write(f"## `python bench/peer_cpu.py {shlex.join(argv or sys.argv[1:])}`\n\n{text}\n")
     return rows
 
 
