@@ -28,7 +28,8 @@ import tensorflow as tf  # noqa: E402
 
 from tasks.vision.cifar10 import PRESETS  # noqa: E402
 from zoo.pipeline import image_dataset  # noqa: E402
-from zoo.registry import build_model, list_models  # noqa: E402
+from zoo.precision import resolve_precision  # noqa: E402
+from zoo.registry import build_model, list_models, model_domain  # noqa: E402
 
 
 def train_rate(name, policy, jit, batch_size, steps, kwargs=None):
@@ -47,6 +48,11 @@ def train_rate(name, policy, jit, batch_size, steps, kwargs=None):
     rate = steps * batch_size / (time.perf_counter() - start)
     keras.mixed_precision.set_dtype_policy("float32")
     return rate, model.count_params()
+
+
+def preset_policy(recipe):
+    """The dtype policy a preset trains in on this machine (`--precision auto` resolved for its model)."""
+    return resolve_precision(recipe.get("precision", "auto"), model_domain(recipe["model"]))
 
 
 def pipeline_rate(x, y, batch_size, seconds=10.0):
@@ -90,8 +96,7 @@ def main(argv=None):
     # Each preset's own network, precision and batch size, and what that rate means for its run.
     print(f"{'preset':10s} {'model':42s} {'precision':15s} {'img/s':>8s} {'epoch':>9s} {'all epochs':>11s}")
     for preset, recipe in PRESETS.items():
-        policy = recipe.get("precision", "float32")
-        policy = "float32" if policy == "auto" else policy
+        policy = preset_policy(recipe)
         batch = recipe.get("batch_size", args.batch_size)
         rate, _ = train_rate(recipe["model"], policy, False, batch, args.steps, recipe.get("model_kwargs"))
         n_train = 50000 * (1 - recipe.get("validation_split", 0.2))
@@ -111,10 +116,10 @@ def main(argv=None):
         source = "random uint8 images"
     pipe = pipeline_rate(x, y, args.batch_size)
     fast = PRESETS["fast"]
-    fast_key = (fast["model"], fast["precision"], False)
-    fast_rate = rates.get(fast_key) or train_rate(fast["model"], fast["precision"], False, args.batch_size, args.steps)[0]
+    fast_key = (fast["model"], preset_policy(fast), False)
+    fast_rate = rates.get(fast_key) or train_rate(fast["model"], preset_policy(fast), False, args.batch_size, args.steps)[0]
     print(f"input pipeline ({source}, fast preset augmentation): {pipe:,.0f} img/s")
-    print(f"pipeline / fast-model training ({fast['model']}, {fast['precision']}): "
+    print(f"pipeline / fast-model training ({fast['model']}, {preset_policy(fast)}): "
           f"{pipe:,.0f} / {fast_rate:,.0f} = {pipe / fast_rate:.1f}x")
 
 
