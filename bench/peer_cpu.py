@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import statistics
 import subprocess
@@ -40,16 +39,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "bench" / "results"
 PRECISIONS = ("float32", "bfloat16")
-
-
-def cpu_model():
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def cpu_flags_summary():
@@ -607,7 +596,8 @@ def run_task(spec, precision, knobs, subset=10000):
             "examples": subset}
 
 
-def run_torch(spec, precision, steps, warmup):
+def torch_step(spec, precision):
+    """One PyTorch training step of `spec`'s network on its resident batch (autocast bfloat16)."""
     import torch
 
     bf16 = precision == "bfloat16"
@@ -622,6 +612,13 @@ def run_torch(spec, precision, steps, warmup):
         loss.backward()
         optimizer.step()
 
+    return step
+
+
+def run_torch(spec, precision, steps, warmup):
+    import torch
+
+    step = torch_step(spec, precision)
     for _ in range(warmup):
         step()
     start = time.perf_counter()
@@ -705,6 +702,8 @@ def main(argv=None):
     if args.child:
         return child(args)
     sys.path.insert(0, str(ROOT))
+    from zoo.export_lite import cpu_model
+
     nets = args.nets.split(",")
     unknown = sorted(set(nets) - set(NETS))
     if unknown:
@@ -714,7 +713,7 @@ def main(argv=None):
     if args.amx_off:
         os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX512_CORE_BF16"  # inherited by every measurement
         machine["flags"] = [f for f in machine["flags"] if not f.startswith("amx")] + ["(AMX off in oneDNN)"]
-    print(f"{machine['cpu']} ({', '.join(machine['flags'])}), {machine['cpus']} CPUs; {args.reps} repetitions, "
+    print(f"{machine['cpu']} ({', '.join(machine['flags'])}); {args.reps} repetitions, "
           f"{args.warmup} warm-up + {args.steps} timed steps", flush=True)
     rows = {}
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -738,7 +737,7 @@ def main(argv=None):
                         with open(RESULTS / "peer_cpu.jsonl", "a") as f:
                             f.write(json.dumps(r) + "\n")
     versions = sorted({r["versions"] for runs in rows.values() for r in runs})
-    text = (f"{machine['cpu']} ({', '.join(machine['flags'])}), {machine['cpus']} CPUs, {stamp}; "
+    text = (f"{machine['cpu']} ({', '.join(machine['flags'])}), {stamp}; "
             f"{'; '.join(versions)}; {args.reps} repetitions of {args.warmup} warm-up + {args.steps} timed steps\n\n"
             + table(rows, keras_stacks) + "\n")
     print("\n" + text)

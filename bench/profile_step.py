@@ -58,18 +58,10 @@ def profile_torch(args):
     import torch
     from torch.profiler import ProfilerActivity, profile
 
-    from peer_cpu import NETS, cpu_flags_summary, cpu_model
+    from peer_cpu import NETS, cpu_flags_summary, torch_step
+    from zoo.export_lite import cpu_model
 
-    bf16 = args.precision == "bfloat16"
-    model, optimizer, loss_fn, (x, y) = NETS["airbench"].torch(bf16)
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            out = model(x)
-        loss_fn(out.float(), y).backward()
-        optimizer.step()
-
+    step = torch_step(NETS["airbench"], args.precision)
     for _ in range(3):
         step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -100,7 +92,8 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from peer_cpu import NETS, cpu_flags_summary, cpu_model
+    from peer_cpu import NETS, cpu_flags_summary
+    from zoo.export_lite import cpu_model
 
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if args.precision == "bfloat16" else "float32")
     model, optimizer, loss, (x, y) = NETS["airbench"].keras()
