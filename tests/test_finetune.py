@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import zoo
+import zoo.pretrained
 from tests.test_registry import MODELS, toy, toy_batch
 from tests.test_speech_tasks import run_main
 from zoo.errors import ZooError
