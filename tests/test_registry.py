@@ -146,6 +146,15 @@ def test_train_steps_lower_the_loss(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_batch_norm_layers_are_the_zoos_fused_ones(name):
+    from zoo.models.layers import BatchNormalization
+
+    model, _ = toy(name)
+    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
+    assert all(type(layer) is BatchNormalization for layer in norms), [type(layer) for layer in norms]
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_config_round_trip(name):
     model, inputs = toy(name)
     clone = keras.Model.from_config(model.get_config())

@@ -1,8 +1,9 @@
-"""Patch whitening, the airbench stem initialization."""
+"""Patch whitening, the airbench stem initialization, and the zoo's GELU."""
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from zoo.models import vision
 from zoo.models.vision import init_patch_whitening
@@ -46,6 +47,26 @@ def test_gelu_is_keras_exact_gelu():
     xb = keras.ops.cast(x, "bfloat16")
     got = keras.ops.convert_to_numpy(keras.ops.cast(vision.gelu(xb), "float32"))
     np.testing.assert_allclose(got, expected, atol=0.05, rtol=2 ** -7)
+
+
+def test_gelu_gradient_is_the_exact_gelus():
+    x = tf.constant(np.linspace(-8, 8, 1601).astype("float32"))
+    grads = []
+    for fn in (vision.gelu, lambda t: keras.activations.gelu(t, approximate=False)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        grads.append(tape.gradient(y, x, output_gradients=tf.fill(x.shape, 3.0)).numpy())
+    np.testing.assert_allclose(grads[0], grads[1], atol=1e-5)
+    assert grads[0][0] == pytest.approx(0.0, abs=1e-5) and grads[0][-1] == pytest.approx(3.0, abs=1e-5)
+    # bfloat16 (mixed_bfloat16's compute dtype): within bfloat16's resolution
+    with tf.GradientTape() as tape:
+        xb = tf.cast(x, "bfloat16")
+        tape.watch(xb)
+        yb = vision.gelu(xb)
+    gb = tape.gradient(yb, xb)
+    assert gb.dtype == "bfloat16"
+    np.testing.assert_allclose(tf.cast(gb, "float32").numpy() * 3.0, grads[1], atol=0.05)
 
 
 def test_airbench_gelu_survives_serialization():

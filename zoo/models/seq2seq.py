@@ -27,6 +27,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from zoo.models.layers import LSTM
 from zoo.registry import register_model
 
 
@@ -62,7 +63,7 @@ def _encoder(*, source_vocab_size, embedding_dim, encoder_units, units, encoder_
         x = layers.Dropout(dropout, name="source_dropout")(x)
     for i in range(1, encoder_layers + 1):
         last = i == encoder_layers
-        lstm = layers.LSTM(encoder_units, return_sequences=True, return_state=last, name=f"encoder_lstm{i}")
+        lstm = LSTM(encoder_units, return_sequences=True, return_state=last, name=f"encoder_lstm{i}")
         out = layers.Bidirectional(lstm, name=f"encoder_bilstm{i}")(x)
         x = out[0] if last else out
         if dropout:
@@ -92,7 +93,7 @@ def _decoder(*, target_vocab_size, embedding_dim, encoder_units, units, decoder_
         x = layers.Dropout(dropout, name="target_dropout")(x)
     new_states = []
     for i in range(1, decoder_layers + 1):
-        x, h, c = layers.LSTM(units, return_sequences=True, return_state=True, name=f"decoder_lstm{i}")(
+        x, h, c = LSTM(units, return_sequences=True, return_state=True, name=f"decoder_lstm{i}")(
             x, initial_state=states[2 * i - 2:2 * i])
         new_states += [h, c]
         if dropout and i < decoder_layers:

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from zoo.models.layers import LSTM, BatchNormalization
 from zoo.registry import register_model
 
 # --- mel filterbank (numpy, the same as librosa.filters.mel) --------------------------------
@@ -237,7 +238,7 @@ def _bn_relu(x, name, relu_name=None, momentum=0.99):
     """BatchNorm `name` (or `name`_bn when `relu_name` is None, the ReLU then `name`_relu) and ReLU
     after a convolution."""
     bn_name, relu_name = (name, relu_name) if relu_name else (f"{name}_bn", f"{name}_relu")
-    return layers.ReLU(name=relu_name)(layers.BatchNormalization(momentum=momentum, name=bn_name)(x))
+    return layers.ReLU(name=relu_name)(BatchNormalization(momentum=momentum, name=bn_name)(x))
 
 
 def _check_bn_momentum(bn_momentum):
@@ -367,7 +368,7 @@ def crnn(*, num_classes=12, sample_rate=16000, num_samples=16000, num_mel_bins=4
         if min(x.shape[1], x.shape[2]) >= 2:
             x = layers.MaxPooling2D(2, name=f"conv{i}_pool")(x)
     x = layers.Reshape((x.shape[1], x.shape[2] * x.shape[3]), name="frames")(x)
-    cell = layers.GRU if rnn == "gru" else layers.LSTM
+    cell = layers.GRU if rnn == "gru" else LSTM
     for i, units in enumerate(rnn_units, start=1):
         layer = cell(units, return_sequences=i < len(rnn_units), name=f"{rnn}{i}")
         x = layers.Bidirectional(layer, name=f"bi{rnn}{i}")(x) if bidirectional else layer(x)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import keras
 from keras import layers, ops
 
+from zoo.models.layers import LSTM
 from zoo.registry import register_model
 
 POOLINGS = ("last", "max", "mean", "attention")
@@ -100,7 +101,7 @@ def _lstm_classifier(*, name, vocab_size, bigram_vocab_size, num_classes, embedd
         x = layers.SpatialDropout1D(embedding_dropout, name="embedding_dropout")(x)
     for i, n in enumerate(units):
         last = i == len(units) - 1
-        rnn = layers.LSTM(int(n), return_sequences=not (last and pooling == "last"), dropout=dropout,
+        rnn = LSTM(int(n), return_sequences=not (last and pooling == "last"), dropout=dropout,
                           recurrent_dropout=recurrent_dropout, use_cudnn=use_cudnn, name=f"lstm_{i + 1}")
         x = layers.Bidirectional(rnn, name=f"bilstm_{i + 1}")(x) if bidirectional else rnn(x)
     if pooling != "last":

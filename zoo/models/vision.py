@@ -13,6 +13,7 @@ import keras
 import numpy as np
 from keras import layers, ops
 
+from zoo.models.layers import BatchNormalization
 from zoo.registry import register_model
 
 _INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
@@ -94,7 +95,7 @@ def resnet(
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(width, 3, name="stem_conv", **conv_kw)(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = BatchNormalization(name="stem_bn")(x)
     x = layers.ReLU(name="stem_relu")(x)
     for stage in range(3):
         filters = width * 2**stage
@@ -103,13 +104,13 @@ def resnet(
             strides = 2 if stage > 0 and block == 0 else 1
             shortcut = x
             y = layers.Conv2D(filters, 3, strides=strides, name=f"{name}_conv1", **conv_kw)(x)
-            y = layers.BatchNormalization(name=f"{name}_bn1")(y)
+            y = BatchNormalization(name=f"{name}_bn1")(y)
             y = layers.ReLU(name=f"{name}_relu1")(y)
             y = layers.Conv2D(filters, 3, name=f"{name}_conv2", **conv_kw)(y)
-            y = layers.BatchNormalization(name=f"{name}_bn2")(y)
+            y = BatchNormalization(name=f"{name}_bn2")(y)
             if strides != 1 or shortcut.shape[-1] != filters:
                 shortcut = layers.Conv2D(filters, 1, strides=strides, name=f"{name}_proj", **conv_kw)(shortcut)
-                shortcut = layers.BatchNormalization(name=f"{name}_proj_bn")(shortcut)
+                shortcut = BatchNormalization(name=f"{name}_proj_bn")(shortcut)
             x = layers.Add(name=f"{name}_add")([shortcut, y])
             x = layers.ReLU(name=f"{name}_out")(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
@@ -156,7 +157,7 @@ def airbench(
     conv_kw = dict(use_bias=False, kernel_initializer=kernel_initializer, kernel_regularizer=reg)
 
     def bn(name):
-        return layers.BatchNormalization(momentum=0.6, epsilon=1e-5, name=name)
+        return BatchNormalization(momentum=0.6, epsilon=1e-5, name=name)
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(stem_width, 2, padding="valid", name="stem_conv", **conv_kw)(inputs)
