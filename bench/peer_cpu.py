@@ -27,6 +27,7 @@ channels-last tensors for convolutions, as PyTorch's CPU performance guide recom
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shlex
@@ -484,6 +485,11 @@ KNOBS = {
     "data1": "pipe: the tf.data pipeline held to one thread (private_threadpool_size=1, max_intra_op_parallelism=1)",
     "lean-bn": "training-mode BatchNormalization normalizes in the compute dtype (statistics in float32) "
                "instead of Keras' float32 round trip: a diagnostic, not the zoo's layer",
+    "keras-lstm": "LSTM layers run Keras' own loop (the input projection inside it) instead of the zoo's "
+                  "(zoo.models.layers.LSTM)",
+    "keras-bn": "BatchNormalization layers call Keras' own code instead of the zoo's fused kernel "
+                "(zoo.models.layers.BatchNormalization)",
+    "xla-gelu": "each GELU's forward and backward one XLA-compiled function (tf.custom_gradient): a diagnostic",
 }
 
 
@@ -508,6 +514,65 @@ def lean_batch_norm(layer):
     layer.call = call
 
 
+def xla_gelu():
+    """The zoo's GELU with its forward and its backward each one XLA-compiled (fused) function."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True)
+    def forward(x):
+        return 0.5 * x * (1.0 + tf.math.erf(x * 0.7071067811865476))
+
+    @tf.function(jit_compile=True)
+    def backward(x, dy):
+        xf = tf.cast(x, "float32")
+        cdf = 0.5 * (1.0 + tf.math.erf(xf * 0.7071067811865476))
+        pdf = tf.exp(-0.5 * xf * xf) * 0.3989422804014327
+        return dy * tf.cast(cdf + xf * pdf, x.dtype)
+
+    @tf.custom_gradient
+    def gelu(x):
+        return forward(x), lambda dy: backward(x, dy)
+
+    return gelu
+
+
+def keras_model(spec, knobs):
+    """`spec`'s zoo network, compiled, with the model-level `knobs` applied: (model, optimizer,
+    loss, resident batch)."""
+    import keras
+
+    model, optimizer, loss, (x, y) = spec.keras()
+    if "keras-gelu" in knobs or "tanh-gelu" in knobs:
+        from zoo.models.vision import gelu
+
+        approximate = "tanh-gelu" in knobs
+        for layer in model.layers:
+            if getattr(layer, "activation", None) is gelu:
+                layer.activation = lambda t: keras.activations.gelu(t, approximate=approximate)
+    if "xla-gelu" in knobs:
+        from zoo.models.vision import gelu
+
+        fused_gelu = xla_gelu()
+        for layer in model.layers:
+            if getattr(layer, "activation", None) is gelu:
+                layer.activation = fused_gelu
+    if "keras-bn" in knobs:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.call = functools.partial(keras.layers.BatchNormalization.call, layer)
+    if "keras-lstm" in knobs:
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.LSTM):
+                layer.inner_loop = functools.partial(keras.layers.LSTM.inner_loop, layer)
+    if "lean-bn" in knobs:
+        for layer in model.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                lean_batch_norm(layer)
+    model.compile(optimizer=optimizer, loss=loss, metrics=[] if "no-metrics" in knobs else ["accuracy"],
+                  jit_compile="xla" in knobs)
+    return model, optimizer, loss, (x, y)
+
+
 def run_keras(spec, precision, steps, warmup, variant, knobs):
     """A Keras training measurement: `variant` is fit, train_on_batch or custom (a tf.function of
     GradientTape + optimizer.apply, no Keras train_step), `knobs` from KNOBS."""
@@ -522,20 +587,7 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
     if "intra1" in knobs:
         tf.config.threading.set_intra_op_parallelism_threads(1)
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
-    model, optimizer, loss, (x, y) = spec.keras()
-    if "keras-gelu" in knobs or "tanh-gelu" in knobs:
-        from zoo.models.vision import gelu
-
-        approximate = "tanh-gelu" in knobs
-        for layer in model.layers:
-            if getattr(layer, "activation", None) is gelu:
-                layer.activation = lambda t: keras.activations.gelu(t, approximate=approximate)
-    if "lean-bn" in knobs:
-        for layer in model.layers:
-            if isinstance(layer, keras.layers.BatchNormalization):
-                lean_batch_norm(layer)
-    model.compile(optimizer=optimizer, loss=loss, metrics=[] if "no-metrics" in knobs else ["accuracy"],
-                  jit_compile="xla" in knobs)
+    model, optimizer, loss, (x, y) = keras_model(spec, knobs)
     if variant in ("train_on_batch", "custom"):
         if variant == "custom":
             @tf.function(jit_compile="xla" in knobs)
@@ -568,6 +620,38 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
         clock = Clock()
         model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[clock])
         seconds = clock.seconds
+    return {"versions": f"Keras {keras.__version__}, TensorFlow {tf.__version__}", "seconds": seconds}
+
+
+MODEL_KNOBS = ("keras-gelu", "tanh-gelu", "xla-gelu", "keras-bn", "keras-lstm", "lean-bn", "no-metrics",
+               "xla")
+
+
+def run_ab(spec, precision, steps, warmup, variants):
+    """Several variants of the zoo network in one process, stepped in turn (`train_on_batch` on
+    the resident batch, one step each per round, the order rotating every round): a change in
+    the machine's speed hits every variant alike. Each variant is `zoo` or `+`-joined
+    MODEL_KNOBS; returns each one's per-step seconds."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import keras
+    import tensorflow as tf
+
+    keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    models = {}
+    for variant in variants:
+        knobs = [] if variant == "zoo" else variant.split("+")
+        model, _, _, (x, y) = keras_model(spec, knobs)
+        for _ in range(warmup):
+            model.train_on_batch(x, y)
+        models[variant] = (model, x, y)
+    seconds = {variant: [] for variant in variants}
+    for r in range(steps):
+        order = variants[r % len(variants):] + variants[:r % len(variants)]
+        for variant in order:
+            model, x, y = models[variant]
+            start = time.perf_counter()
+            model.train_on_batch(x, y)  # returns numbers: the step has finished
+            seconds[variant].append(time.perf_counter() - start)
     return {"versions": f"Keras {keras.__version__}, TensorFlow {tf.__version__}", "seconds": seconds}
 
 
@@ -630,6 +714,10 @@ def run_torch(spec, precision, steps, warmup):
 def child(args):
     sys.path.insert(0, str(ROOT))
     spec = NETS[args.net]
+    if args.stack.startswith("ab:"):
+        result = run_ab(spec, args.precision, args.steps, args.warmup, args.stack[3:].split(","))
+        print("RESULT " + json.dumps(result), flush=True)
+        return
     variant, *knobs = args.stack.split("+")
     unknown = sorted(set(knobs) - set(KNOBS))
     if unknown:
@@ -656,6 +744,43 @@ def measure(net_name, stack, precision, args):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT "):])
     raise RuntimeError(f"{' '.join(cmd)} failed:\n{proc.stderr[-3000:]}")
+
+
+def ab(args, machine):
+    """`--ab`: the variants of each network, in one process each, stepped in turn."""
+    variants = args.ab.split(",")
+    for variant in variants:
+        unknown = sorted(set(variant.split("+")) - set(MODEL_KNOBS) - {"zoo"})
+        if unknown:
+            raise SystemExit(f"--ab takes zoo or +-joined knobs of {', '.join(MODEL_KNOBS)}; not {unknown}")
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+    lines = []
+    for net_name in args.nets.split(","):
+        spec = NETS[net_name]
+        for precision in args.precisions.split(","):
+            seconds = measure(net_name, "ab:" + ",".join(variants), precision, args)["seconds"]
+            base = statistics.median(seconds[variants[0]])
+            for variant in variants:
+                median = statistics.median(seconds[variant])
+                rate = spec.batch_size / median
+                lines.append(f"| {net_name} | {precision} | {variant} | {spec.batch_size / max(seconds[variant]):.0f} / "
+                             f"{rate:.0f} / {spec.batch_size / min(seconds[variant]):.0f} | {base / median:.2f}x | "
+                             f"{spec.unit}/s |")
+                print(lines[-1], flush=True)
+                if not args.no_save:
+                    RESULTS.mkdir(parents=True, exist_ok=True)
+                    with open(RESULTS / "peer_cpu.jsonl", "a") as f:
+                        f.write(json.dumps(dict(stack="ab:" + variant, net=net_name, precision=precision,
+                                                batch_size=spec.batch_size, steps=args.steps, rate=rate,
+                                                unit=spec.unit, machine=machine, time=stamp, tag=args.tag,
+                                                step_seconds=seconds[variant])) + "\n")
+    text = (f"{machine['cpu']} ({', '.join(machine['flags'])}), {stamp}; {args.steps} rounds of one step each, "
+            f"after {args.warmup} warm-up\n\n| network | precision | variant | slowest / median / fastest step | "
+            f"vs {variants[0]} (medians) | unit |\n|---|---|---|---:|---:|---|\n" + "\n".join(lines) + "\n")
+    print("\n" + text)
+    if not args.no_save:
+        with open(RESULTS / "peer_cpu.md", "a") as f:
+            f.write(f"## `python bench/peer_cpu.py {shlex.join(sys.argv[1:])}`\n\n{text}\n")
 
 
 def table(rows, keras_stacks):
@@ -686,6 +811,10 @@ def main(argv=None):
                              "custom (tf.function of GradientTape + optimizer.apply) or task (the task's real "
                              "epoch, pipeline included; airbench, ZOO_DATA_DIR), each optionally with +KNOB "
                              "(several allowed): " + "; ".join(f"{k}: {v}" for k, v in KNOBS.items()))
+    parser.add_argument("--ab", metavar="VARIANTS",
+                        help="instead of the comparison with PyTorch: zoo variants in one process, one "
+                             "train_on_batch step each in turn, e.g. zoo,keras-bn,xla-gelu (each zoo or "
+                             f"+-joined knobs of: {', '.join(MODEL_KNOBS)}); --steps rounds")
     parser.add_argument("--amx-off", action="store_true",
                         help="both stacks' oneDNN without AMX (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16), as on a CPU "
                              "with AVX-512 BF16 but no AMX")
@@ -713,6 +842,8 @@ def main(argv=None):
     if args.amx_off:
         os.environ["ONEDNN_MAX_CPU_ISA"] = "AVX512_CORE_BF16"  # inherited by every measurement
         machine["flags"] = [f for f in machine["flags"] if not f.startswith("amx")] + ["(AMX off in oneDNN)"]
+    if args.ab:
+        return ab(args, machine)
     print(f"{machine['cpu']} ({', '.join(machine['flags'])}); {args.reps} repetitions, "
           f"{args.warmup} warm-up + {args.steps} timed steps", flush=True)
     rows = {}
