@@ -155,3 +155,44 @@ def test_lstm_loops_over_the_projected_inputs(monkeypatch):
     LSTM(5)(x)
     LSTM(5, recurrent_dropout=0.2)(x, training=True)  # Keras' loop: the cell projects each step
     assert seen == [20, 4]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+def test_gelu_layer_trains_and_infers_as_the_gelu_formula(policy):
+    from zoo.models.layers import GELU, gelu
+
+    keras.mixed_precision.set_dtype_policy(policy)
+    layer = GELU()
+    x = tf.constant(np.linspace(-6, 6, 2 * 3 * 5 * 7).reshape(2, 3, 5, 7).astype("float32"))
+    upstream = tf.constant(np.random.default_rng(0).normal(size=x.shape).astype("float32"))
+    results = []
+    for fn in (lambda t: layer(t, training=True), lambda t: gelu(tf.cast(t, layer.compute_dtype))):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            y = fn(x)
+        results.append((_as_float(y), _as_float(tape.gradient(y, x, output_gradients=tf.cast(upstream, y.dtype)))))
+    (y, g), (y_ref, g_ref) = results
+    assert layer(x, training=True).dtype == layer.compute_dtype
+    atol = 1e-6 if policy == "float32" else 0.03
+    np.testing.assert_allclose(y, y_ref, atol=atol)
+    np.testing.assert_allclose(g, g_ref, atol=1e-5 if policy == "float32" else 0.05)
+    np.testing.assert_allclose(_as_float(layer(x, training=False)), y_ref, atol=atol)
+
+
+def _xla_calls(fn, x):
+    """The ops of `fn`'s graph that call an XLA-compiled function, and the graph's op types."""
+    graph = tf.function(fn).get_concrete_function(tf.TensorSpec(x.shape, x.dtype)).graph
+    compiled = [op.name for op in graph.get_operations()
+                if "_XlaMustCompile" in op.node_def.attr and op.get_attr("_XlaMustCompile")]
+    return compiled, {op.type for op in graph.get_operations()}
+
+
+def test_gelu_layer_compiles_only_in_training():
+    from zoo.models.layers import GELU
+
+    layer = GELU()
+    x = tf.zeros([2, 4])
+    compiled, _ = _xla_calls(lambda t: layer(t, training=True), x)
+    assert compiled
+    compiled, ops_ = _xla_calls(lambda t: layer(t, training=False), x)
+    assert not compiled and "Erf" in ops_  # exported graphs hold plain TensorFlow ops

@@ -6,14 +6,69 @@ within float rounding) and runs on any backend:
 - `BatchNormalization` trains through TensorFlow's fused kernel on the TensorFlow backend: one
   op forward and one backward instead of the dozen elementwise ops Keras 3 writes out.
 - `LSTM` takes the input projection out of the time loop where no cuDNN kernel runs it.
+- `GELU` trains with one XLA-compiled kernel each way on the TensorFlow backend.
 
 Wherever the faster path does not apply they are Keras' layers unchanged.
 """
 
 from __future__ import annotations
 
+import functools
+import math
+
 import keras
 from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+def gelu(x):
+    """The exact GELU, `x * Phi(x)`, as `0.5 x (1 + erf(x / sqrt(2)))`.
+
+    The same function as `keras.activations.gelu(x, approximate=False)`, written with erf because
+    TensorFlow's `tf.nn.gelu` goes through erfc, with which airbench trained at 0.89x the rate on
+    a CPU in bfloat16 (bench/README.md); JAX's exact GELU is this formula.
+    """
+    return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
+
+
+@functools.lru_cache(maxsize=None)
+def _compiled_gelu():
+    """`gelu` for TensorFlow, its forward and its backward each one XLA-compiled function: one
+    fused loop over the tensor each way instead of a kernel per elementwise op."""
+    import tensorflow as tf
+
+    @tf.function(jit_compile=True)
+    def forward(x):
+        return gelu(x)
+
+    @tf.function(jit_compile=True)
+    def backward(x, upstream):
+        x32 = tf.cast(x, "float32")
+        derivative = 0.5 * (1.0 + tf.math.erf(x32 * (1.0 / math.sqrt(2.0)))) + x32 * tf.exp(
+            -0.5 * x32 * x32) * (1.0 / math.sqrt(2.0 * math.pi))
+        return upstream * tf.cast(derivative, x.dtype)
+
+    @tf.custom_gradient
+    def compiled(x):
+        return forward(x), lambda upstream: backward(x, upstream)
+
+    return compiled
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class GELU(keras.layers.Layer):
+    """The exact GELU (`gelu`) as a layer. In training on the TensorFlow backend its forward and
+    backward are each one XLA-compiled function (TensorFlow's graph runs each elementwise op of
+    the formula and of its gradient as a separate pass over the tensor); inference, and every
+    other backend, call `gelu`, so exported graphs hold no XLA code."""
+
+    def call(self, inputs, training=None):
+        if training and keras.backend.backend() == "tensorflow":
+            return _compiled_gelu()(inputs)
+        return gelu(inputs)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
 
 
 @keras.saving.register_keras_serializable(package="zoo")

@@ -7,13 +7,11 @@ functional model whose output is float32 logits (also under a mixed precision po
 
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
-from keras import layers, ops
+from keras import layers
 
-from zoo.models.layers import BatchNormalization
+from zoo.models.layers import GELU, BatchNormalization, gelu  # noqa: F401 (gelu re-exported)
 from zoo.registry import register_model
 
 _INITIALIZERS = ("he_normal", "he_uniform", "glorot_normal", "glorot_uniform")
@@ -27,17 +25,6 @@ def _check(name, value, allowed):
 def _logits(x, num_classes, **kwargs):
     # float32 so that softmax and the loss stay in full precision under mixed_float16/bfloat16.
     return layers.Dense(num_classes, dtype="float32", name="logits", **kwargs)(x)
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-def gelu(x):
-    """The exact GELU, `x * Phi(x)`, as `0.5 x (1 + erf(x / sqrt(2)))`.
-
-    The same function as `keras.activations.gelu(x, approximate=False)`, written with erf because
-    TensorFlow's `tf.nn.gelu` goes through erfc, with which airbench trained at 0.89x the rate on
-    a CPU in bfloat16 (bench/README.md); JAX's exact GELU is this formula.
-    """
-    return 0.5 * x * (1.0 + ops.erf(x * (1.0 / math.sqrt(2.0))))
 
 
 @register_model("seed_cnn")
@@ -161,15 +148,15 @@ def airbench(
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(stem_width, 2, padding="valid", name="stem_conv", **conv_kw)(inputs)
-    x = layers.Activation(gelu, name="stem_gelu")(x)
+    x = GELU(name="stem_gelu")(x)
     for i, filters in enumerate(widths, start=1):
         x = layers.Conv2D(filters, 3, padding="same", name=f"group{i}_conv1", **conv_kw)(x)
         x = layers.MaxPooling2D(2, name=f"group{i}_pool")(x)
         x = bn(f"group{i}_bn1")(x)
-        x = layers.Activation(gelu, name=f"group{i}_gelu1")(x)
+        x = GELU(name=f"group{i}_gelu1")(x)
         x = layers.Conv2D(filters, 3, padding="same", name=f"group{i}_conv2", **conv_kw)(x)
         x = bn(f"group{i}_bn2")(x)
-        x = layers.Activation(gelu, name=f"group{i}_gelu2")(x)
+        x = GELU(name=f"group{i}_gelu2")(x)
     x = layers.GlobalMaxPooling2D(name="pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name="dropout")(x)
