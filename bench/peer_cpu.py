@@ -5,6 +5,7 @@
     python bench/peer_cpu.py --nets airbench,ds_cnn,bilstm,seq2seq --reps 3
     python bench/peer_cpu.py --keras-variants fit,fit+keras-gelu,fit+xla,custom,task   # where the time goes
     python bench/peer_cpu.py --amx-off                # as on a CPU with AVX-512 BF16 but no AMX
+    python bench/peer_cpu.py --ab zoo,keras-bn,torch --steps 40   # paired, in one process
 
 Each measurement is a separate process (a fresh TensorFlow or PyTorch, nothing shared), the
 stacks alternating within each repetition so that a slower or busier stretch of the machine
@@ -14,6 +15,12 @@ The table gives the min and median over repetitions of each stack and the ratio 
 (zoo / PyTorch, above 1 when the zoo is faster). Every measurement is appended to
 `bench/results/peer_cpu.jsonl` with the machine's CPU model and flags, and the table is
 appended to `bench/results/peer_cpu.md`.
+
+`--ab` instead runs its variants in one process, one step of each in turn per round (the order
+rotating), and reports each variant's slowest, median and fastest step and the ratio of medians
+to the first variant: when the VM's speed drifts within seconds, as shared VMs' does, pairs of
+steps taken moments apart compare better than processes taken minutes apart. `torch` runs
+the PyTorch peer in the same process (its oneDNN and TensorFlow's are separate libraries).
 
 The Keras side is the zoo's own training path: the registered builder with the task preset's
 arguments, `zoo.optim.make_optimizer` and `zoo.losses`, compiled as `zoo.train` compiles it,
@@ -479,7 +486,7 @@ KNOBS = {
     "inter1": "tf.config.threading.set_inter_op_parallelism_threads(1)",
     "intra1": "tf.config.threading.set_intra_op_parallelism_threads(1)",
     "no-onednn": "TF_ENABLE_ONEDNN_OPTS=0 (Eigen kernels)",
-    "keras-gelu": "GELU layers call keras.activations.gelu (tf.nn.gelu, erfc) instead of zoo.models.vision.gelu",
+    "keras-gelu": "GELU layers call keras.activations.gelu (tf.nn.gelu, erfc) instead of the zoo's GELU",
     "tanh-gelu": "GELU layers use the tanh approximation",
     "no-metrics": "compiled without the accuracy metric",
     "data1": "pipe: the tf.data pipeline held to one thread (private_threadpool_size=1, max_intra_op_parallelism=1)",
@@ -489,7 +496,8 @@ KNOBS = {
                   "(zoo.models.layers.LSTM)",
     "keras-bn": "BatchNormalization layers call Keras' own code instead of the zoo's fused kernel "
                 "(zoo.models.layers.BatchNormalization)",
-    "xla-gelu": "each GELU's forward and backward one XLA-compiled function (tf.custom_gradient): a diagnostic",
+    "graph-gelu": "GELU layers train through the erf formula in TensorFlow's graph (a kernel per elementwise op) "
+                  "instead of the zoo's XLA-compiled forward and backward (zoo.models.layers.GELU)",
 }
 
 
@@ -514,48 +522,20 @@ def lean_batch_norm(layer):
     layer.call = call
 
 
-def xla_gelu():
-    """The zoo's GELU with its forward and its backward each one XLA-compiled (fused) function."""
-    import tensorflow as tf
-
-    @tf.function(jit_compile=True)
-    def forward(x):
-        return 0.5 * x * (1.0 + tf.math.erf(x * 0.7071067811865476))
-
-    @tf.function(jit_compile=True)
-    def backward(x, dy):
-        xf = tf.cast(x, "float32")
-        cdf = 0.5 * (1.0 + tf.math.erf(xf * 0.7071067811865476))
-        pdf = tf.exp(-0.5 * xf * xf) * 0.3989422804014327
-        return dy * tf.cast(cdf + xf * pdf, x.dtype)
-
-    @tf.custom_gradient
-    def gelu(x):
-        return forward(x), lambda dy: backward(x, dy)
-
-    return gelu
-
-
 def keras_model(spec, knobs):
     """`spec`'s zoo network, compiled, with the model-level `knobs` applied: (model, optimizer,
     loss, resident batch)."""
     import keras
 
     model, optimizer, loss, (x, y) = spec.keras()
-    if "keras-gelu" in knobs or "tanh-gelu" in knobs:
-        from zoo.models.vision import gelu
+    if "keras-gelu" in knobs or "tanh-gelu" in knobs or "graph-gelu" in knobs:
+        from zoo.models.layers import GELU, gelu
 
         approximate = "tanh-gelu" in knobs
         for layer in model.layers:
-            if getattr(layer, "activation", None) is gelu:
-                layer.activation = lambda t: keras.activations.gelu(t, approximate=approximate)
-    if "xla-gelu" in knobs:
-        from zoo.models.vision import gelu
-
-        fused_gelu = xla_gelu()
-        for layer in model.layers:
-            if getattr(layer, "activation", None) is gelu:
-                layer.activation = fused_gelu
+            if isinstance(layer, GELU):
+                layer.call = ((lambda t, training=None: gelu(t)) if "graph-gelu" in knobs else
+                              (lambda t, training=None: keras.activations.gelu(t, approximate=approximate)))
     if "keras-bn" in knobs:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -623,36 +603,41 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
     return {"versions": f"Keras {keras.__version__}, TensorFlow {tf.__version__}", "seconds": seconds}
 
 
-MODEL_KNOBS = ("keras-gelu", "tanh-gelu", "xla-gelu", "keras-bn", "keras-lstm", "lean-bn", "no-metrics",
+MODEL_KNOBS = ("keras-gelu", "tanh-gelu", "graph-gelu", "keras-bn", "keras-lstm", "lean-bn", "no-metrics",
                "xla")
 
 
 def run_ab(spec, precision, steps, warmup, variants):
-    """Several variants of the zoo network in one process, stepped in turn (`train_on_batch` on
-    the resident batch, one step each per round, the order rotating every round): a change in
-    the machine's speed hits every variant alike. Each variant is `zoo` or `+`-joined
-    MODEL_KNOBS; returns each one's per-step seconds."""
+    """Several variants of the network in one process, stepped in turn (one step each per round,
+    the order rotating every round): a change in the machine's speed hits every variant alike.
+    Each variant is `zoo` or `+`-joined MODEL_KNOBS (Keras' `train_on_batch` on the resident
+    batch), or `torch` (the PyTorch peer's step); returns each one's per-step seconds."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
     import tensorflow as tf
 
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
-    models = {}
+    versions = f"Keras {keras.__version__}, TensorFlow {tf.__version__}"
+    step_of = {}
     for variant in variants:
-        knobs = [] if variant == "zoo" else variant.split("+")
-        model, _, _, (x, y) = keras_model(spec, knobs)
+        if variant == "torch":
+            import torch
+
+            step = torch_step(spec, precision)
+            versions += f"; PyTorch {torch.__version__}"
+        else:
+            model, _, _, (x, y) = keras_model(spec, [] if variant == "zoo" else variant.split("+"))
+            step = functools.partial(model.train_on_batch, x, y)  # returns numbers: the step has finished
         for _ in range(warmup):
-            model.train_on_batch(x, y)
-        models[variant] = (model, x, y)
+            step()
+        step_of[variant] = step
     seconds = {variant: [] for variant in variants}
     for r in range(steps):
-        order = variants[r % len(variants):] + variants[:r % len(variants)]
-        for variant in order:
-            model, x, y = models[variant]
+        for variant in variants[r % len(variants):] + variants[:r % len(variants)]:
             start = time.perf_counter()
-            model.train_on_batch(x, y)  # returns numbers: the step has finished
+            step_of[variant]()
             seconds[variant].append(time.perf_counter() - start)
-    return {"versions": f"Keras {keras.__version__}, TensorFlow {tf.__version__}", "seconds": seconds}
+    return {"versions": versions, "seconds": seconds}
 
 
 def run_task(spec, precision, knobs, subset=10000):
@@ -750,15 +735,17 @@ def ab(args, machine):
     """`--ab`: the variants of each network, in one process each, stepped in turn."""
     variants = args.ab.split(",")
     for variant in variants:
-        unknown = sorted(set(variant.split("+")) - set(MODEL_KNOBS) - {"zoo"})
+        unknown = sorted(set(variant.split("+")) - set(MODEL_KNOBS) - {"zoo", "torch"})
         if unknown:
-            raise SystemExit(f"--ab takes zoo or +-joined knobs of {', '.join(MODEL_KNOBS)}; not {unknown}")
+            raise SystemExit(f"--ab takes zoo, torch or +-joined knobs of {', '.join(MODEL_KNOBS)}; not {unknown}")
     stamp = time.strftime("%Y-%m-%d %H:%M:%S")
-    lines = []
+    lines, versions = [], set()
     for net_name in args.nets.split(","):
         spec = NETS[net_name]
         for precision in args.precisions.split(","):
-            seconds = measure(net_name, "ab:" + ",".join(variants), precision, args)["seconds"]
+            result = measure(net_name, "ab:" + ",".join(variants), precision, args)
+            seconds = result["seconds"]
+            versions.add(result["versions"])
             base = statistics.median(seconds[variants[0]])
             for variant in variants:
                 median = statistics.median(seconds[variant])
@@ -774,7 +761,8 @@ def ab(args, machine):
                                                 batch_size=spec.batch_size, steps=args.steps, rate=rate,
                                                 unit=spec.unit, machine=machine, time=stamp, tag=args.tag,
                                                 step_seconds=seconds[variant])) + "\n")
-    text = (f"{machine['cpu']} ({', '.join(machine['flags'])}), {stamp}; {args.steps} rounds of one step each, "
+    text = (f"{machine['cpu']} ({', '.join(machine['flags'])}), {stamp}; {'; '.join(sorted(versions))}; "
+            f"{args.steps} rounds of one step each, "
             f"after {args.warmup} warm-up\n\n| network | precision | variant | slowest / median / fastest step | "
             f"vs {variants[0]} (medians) | unit |\n|---|---|---|---:|---:|---|\n" + "\n".join(lines) + "\n")
     print("\n" + text)
@@ -813,8 +801,9 @@ def main(argv=None):
                              "(several allowed): " + "; ".join(f"{k}: {v}" for k, v in KNOBS.items()))
     parser.add_argument("--ab", metavar="VARIANTS",
                         help="instead of the comparison with PyTorch: zoo variants in one process, one "
-                             "train_on_batch step each in turn, e.g. zoo,keras-bn,xla-gelu (each zoo or "
-                             f"+-joined knobs of: {', '.join(MODEL_KNOBS)}); --steps rounds")
+                             "step each in turn, e.g. zoo,keras-bn,graph-gelu,torch (each zoo or +-joined knobs of: "
+                             f"{', '.join(MODEL_KNOBS)}: Keras' train_on_batch; or torch: the PyTorch peer's "
+                             "step); --steps rounds")
     parser.add_argument("--amx-off", action="store_true",
                         help="both stacks' oneDNN without AMX (ONEDNN_MAX_CPU_ISA=AVX512_CORE_BF16), as on a CPU "
                              "with AVX-512 BF16 but no AMX")
