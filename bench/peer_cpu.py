@@ -800,7 +800,7 @@ def main(argv=None):
                              "epoch, pipeline included; airbench, ZOO_DATA_DIR), each optionally with +KNOB "
                              "(several allowed): " + "; ".join(f"{k}: {v}" for k, v in KNOBS.items()))
     parser.add_argument("--ab", metavar="VARIANTS",
-                        help="instead of the comparison with PyTorch: zoo variants in one process, one "
+                        help="instead of separate processes: variants in one process, one "
                              "step each in turn, e.g. zoo,keras-bn,graph-gelu,torch (each zoo or +-joined knobs of: "
                              f"{', '.join(MODEL_KNOBS)}: Keras' train_on_batch; or torch: the PyTorch peer's "
                              "step); --steps rounds")
