@@ -102,7 +102,7 @@ def _lstm_classifier(*, name, vocab_size, bigram_vocab_size, num_classes, embedd
     for i, n in enumerate(units):
         last = i == len(units) - 1
         rnn = LSTM(int(n), return_sequences=not (last and pooling == "last"), dropout=dropout,
-                          recurrent_dropout=recurrent_dropout, use_cudnn=use_cudnn, name=f"lstm_{i + 1}")
+                   recurrent_dropout=recurrent_dropout, use_cudnn=use_cudnn, name=f"lstm_{i + 1}")
         x = layers.Bidirectional(rnn, name=f"bilstm_{i + 1}")(x) if bidirectional else rnn(x)
     if pooling != "last":
         x = MaskedPooling(pooling, attention_units=attention_units, name=f"{pooling}_pool")(x)
