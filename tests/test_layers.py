@@ -95,6 +95,7 @@ def test_batch_norm_saves_as_the_zoos_layer_and_loads_back():
 def _lstm_run(cls, x, mask, training, bidirectional=False, **kwargs):
     """Outputs (and states), and the gradients of a random readout of them with respect to the
     inputs and every weight, of a `cls` layer built with fixed random weights."""
+    initial = {"initial_state": kwargs.pop("initial_state")} if "initial_state" in kwargs else {}
     layer = cls(5, seed=7, **kwargs)
     if bidirectional:
         layer = keras.layers.Bidirectional(layer)
@@ -104,7 +105,7 @@ def _lstm_run(cls, x, mask, training, bidirectional=False, **kwargs):
         w.assign(rng.normal(0, 0.5, w.shape))
     with tf.GradientTape() as tape:
         tape.watch(x)
-        out = layer(x, mask=mask, training=training)
+        out = layer(x, mask=mask, training=training, **initial)
         outs = out if isinstance(out, (list, tuple)) else [out]
         readout = [tf.constant(np.random.default_rng(4 + i).normal(size=o.shape).astype("float32")) for i, o in
                    enumerate(outs)]
@@ -140,6 +141,32 @@ def test_lstm_trains_as_keras_does(policy, case):
         assert a.shape == b.shape
         np.testing.assert_allclose(a, b, **tol)
     assert np.abs(theirs[1][0]).max() > 0.1  # the inputs' gradient is not trivially zero
+
+
+LSTM_MASKS = {"none": None, "empty row": [[1] * 6, [1, 1, 1, 0, 0, 0], [0] * 6],
+              "holes": [[1, 1, 0, 1, 1, 0], [0, 1, 1, 1, 0, 0], [0, 0, 0, 0, 0, 1]]}
+INITIAL_STATE = [tf.constant(np.random.default_rng(5).normal(size=(3, 5)).astype("float32")) for _ in range(2)]
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("masking", LSTM_MASKS)
+@pytest.mark.parametrize("kwargs", [dict(return_sequences=True, return_state=True),
+                                    dict(return_sequences=True, return_state=True, go_backwards=True),
+                                    dict(return_sequences=True, zero_output_for_mask=True),
+                                    dict(return_state=True, initial_state=INITIAL_STATE)],
+                         ids=["forwards", "backwards", "zero output", "initial state"])
+def test_lstm_masks_as_keras_does(policy, masking, kwargs):
+    from zoo.models.layers import LSTM
+
+    keras.mixed_precision.set_dtype_policy(policy)
+    x = tf.constant(np.random.default_rng(0).normal(size=(3, 6, 4)).astype("float32"))
+    mask = None if LSTM_MASKS[masking] is None else tf.constant(np.array(LSTM_MASKS[masking], bool))
+    ours = _lstm_run(LSTM, x, mask, True, **kwargs)
+    theirs = _lstm_run(keras.layers.LSTM, x, mask, True, **kwargs)
+    tol = dict(atol=1e-5, rtol=1e-4) if policy == "float32" else dict(atol=0.05, rtol=0.05)
+    for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol)
 
 
 def test_lstm_loops_over_the_projected_inputs(monkeypatch):

@@ -146,12 +146,14 @@ def test_train_steps_lower_the_loss(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_batch_norm_layers_are_the_zoos_fused_ones(name):
-    from zoo.models.layers import BatchNormalization
+def test_batch_norms_and_lstms_are_the_zoos(name):
+    from zoo.models import layers as zoo_layers
 
     model, _ = toy(name)
-    norms = [layer for layer in model._flatten_layers() if isinstance(layer, keras.layers.BatchNormalization)]
-    assert all(type(layer) is BatchNormalization for layer in norms), [type(layer) for layer in norms]
+    for keras_class in (keras.layers.BatchNormalization, keras.layers.LSTM):
+        found = [layer for layer in model._flatten_layers() if isinstance(layer, keras_class)]
+        zoo_class = getattr(zoo_layers, keras_class.__name__)
+        assert all(type(layer) is zoo_class for layer in found), [type(layer) for layer in found]
 
 
 @pytest.mark.parametrize("name", MODELS)
