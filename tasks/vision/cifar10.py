@@ -52,7 +52,7 @@ PRESETS = {
     # or AVX-512 BF16: --precision auto) with a whitened, frozen patch stem, a 17-epoch one-cycle
     # run with label smoothing, trained on all 50,000 images (the recipe was fixed on a 10%
     # validation split beforehand), evaluated with flip and 1-pixel shift TTA (airbench's level 2).
-    # lr 0.4 won a GPU sweep of this preset; 17 epochs gave 90.23-90.35% where 20 gave
+    # lr 0.4 won a GPU sweep of this preset; 17 epochs gave 90.23-90.45% where 20 gave
     # 90.49-90.76%, in 15% less time (bench/README.md).
     "fast": dict(model="airbench", whiten=True, optimizer="nesterov", learning_rate=0.4, momentum=0.9,
                  weight_decay=5e-3, schedule="onecycle", pct_start=0.25, label_smoothing=0.2, batch_size=256,
