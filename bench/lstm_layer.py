@@ -124,7 +124,7 @@ def main(argv=None):
     import numpy as np
     import tensorflow as tf
 
-    from peer_cpu import cpu_flags_summary
+    from peer_cpu import cpu_flags_summary, step_in_turn
     from zoo.export_lite import cpu_model
 
     keras.mixed_precision.set_dtype_policy("float32")
@@ -142,12 +142,7 @@ def main(argv=None):
             steps[variant] = keras_step(variant, x, mask)
         for _ in range(args.warmup):
             steps[variant]()
-    seconds = {variant: [] for variant in variants}
-    for r in range(args.rounds):
-        for variant in variants[r % len(variants):] + variants[:r % len(variants)]:
-            start = time.perf_counter()
-            steps[variant]()
-            seconds[variant].append(time.perf_counter() - start)
+    seconds = step_in_turn(steps, args.rounds)
 
     print(f"{cpu_model()} ({', '.join(cpu_flags_summary())}), "
           f"{time.strftime('%Y-%m-%d %H:%M')}; {versions}; one BiLSTM layer, batch {BATCH}, {TIME} steps, "

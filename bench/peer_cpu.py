@@ -631,13 +631,20 @@ def run_ab(spec, precision, steps, warmup, variants):
         for _ in range(warmup):
             step()
         step_of[variant] = step
+    return {"versions": versions, "seconds": step_in_turn(step_of, steps)}
+
+
+def step_in_turn(step_of, rounds):
+    """Runs every `step_of[variant]()` once a round, the order rotating every round, `rounds`
+    times: each variant's list of step seconds. A change in the machine's speed hits all alike."""
+    variants = list(step_of)
     seconds = {variant: [] for variant in variants}
-    for r in range(steps):
+    for r in range(rounds):
         for variant in variants[r % len(variants):] + variants[:r % len(variants)]:
             start = time.perf_counter()
             step_of[variant]()
             seconds[variant].append(time.perf_counter() - start)
-    return {"versions": versions, "seconds": seconds}
+    return seconds
 
 
 def run_task(spec, precision, knobs, subset=10000):

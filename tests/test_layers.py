@@ -114,6 +114,14 @@ def _lstm_run(cls, x, mask, training, bidirectional=False, **kwargs):
     return [_as_float(o) for o in outs], [_as_float(g) for g in grads]
 
 
+def _assert_same_lstm_results(ours, theirs, policy):
+    """Outputs and gradients of two `_lstm_run`s agree within `policy`'s rounding."""
+    tol = dict(atol=1e-5, rtol=1e-4) if policy == "float32" else dict(atol=0.05, rtol=0.05)
+    for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
+        assert a.shape == b.shape
+        np.testing.assert_allclose(a, b, **tol)
+
+
 LSTM_CASES = {
     "last": dict(),
     "sequences+state": dict(return_sequences=True, return_state=True),
@@ -136,10 +144,7 @@ def test_lstm_trains_as_keras_does(policy, case):
     # Dropout masks come from the layer's seed generator: both layers draw the same ones.
     ours = _lstm_run(LSTM, x, mask, training=True, **kwargs)
     theirs = _lstm_run(keras.layers.LSTM, x, mask, training=True, **kwargs)
-    tol = dict(atol=1e-5, rtol=1e-4) if policy == "float32" else dict(atol=0.05, rtol=0.05)
-    for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
-        assert a.shape == b.shape
-        np.testing.assert_allclose(a, b, **tol)
+    _assert_same_lstm_results(ours, theirs, policy)
     assert np.abs(theirs[1][0]).max() > 0.1  # the inputs' gradient is not trivially zero
 
 
@@ -163,10 +168,7 @@ def test_lstm_masks_as_keras_does(policy, masking, kwargs):
     mask = None if LSTM_MASKS[masking] is None else tf.constant(np.array(LSTM_MASKS[masking], bool))
     ours = _lstm_run(LSTM, x, mask, True, **kwargs)
     theirs = _lstm_run(keras.layers.LSTM, x, mask, True, **kwargs)
-    tol = dict(atol=1e-5, rtol=1e-4) if policy == "float32" else dict(atol=0.05, rtol=0.05)
-    for a, b in zip(ours[0] + ours[1], theirs[0] + theirs[1]):
-        assert a.shape == b.shape
-        np.testing.assert_allclose(a, b, **tol)
+    _assert_same_lstm_results(ours, theirs, policy)
 
 
 def test_lstm_loops_over_the_projected_inputs(monkeypatch):
