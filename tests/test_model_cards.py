@@ -188,6 +188,42 @@ def test_a_shipped_entry_reproduces_with_the_policy_it_trained_in(name):
         assert f"--precision {policy}" in command
 
 
+@pytest.mark.parametrize("name", ALL_ENTRIES)
+def test_a_shipped_entry_reproduces_its_recipe_under_todays_presets(name):
+    """A preset that moves on (more epochs, another trick) must not change what a card's command
+    trains: the card pins the settings the preset no longer gives."""
+    from zoo.publish import recipe_differences
+
+    card = card_of(name)
+    config = (card.get("training") or {}).get("config")
+    if "reproduce" not in card or not config:
+        pytest.skip("no training record (a LiteRT entry)")
+    commands = card["reproduce"].split(", then ")
+    # A re-export's card holds the second command's config (--weights, --epochs 0).
+    assert recipe_differences(commands[-1], config) == {}
+
+
+def test_a_moved_preset_is_pinned_back_to_what_the_run_trained(monkeypatch):
+    from tasks.vision import cifar10
+    from zoo.publish import pin_recipe, recipe_differences
+
+    trained = dict(card_of("cifar10")["training"]["config"])
+    for new in ("lookahead", "offset_lr_scale"):  # settings added after the run: their defaults are what it had
+        trained.pop(new, None)
+    moved = {**cifar10.PRESETS["fast"], "epochs": 12, "lookahead": 5,
+             "model_kwargs": {"bn_scale": False, "identity_init": True}}
+    monkeypatch.setitem(cifar10.PRESETS, "fast", moved)
+    command = "python -m tasks.vision.cifar10 --preset fast --precision mixed_bfloat16"
+    assert recipe_differences(command, trained) == {
+        "epochs": trained["epochs"], "lookahead": 0, "model_kwargs": {"bn_scale": True, "identity_init": False}}
+    pinned = pin_recipe(command, trained)
+    assert pinned == (f"{command} --epochs {trained['epochs']} --lookahead 0 --model-arg bn_scale=True "
+                      "--model-arg identity_init=False")
+    assert recipe_differences(pinned, trained) == {}
+    another = pin_recipe("python -m tasks.vision.cifar10 --preset fast --model resnet", trained)
+    assert "--model airbench" in another and recipe_differences(another, trained) == {}
+
+
 def test_reproduce_names_the_precision_unless_the_command_does():
     from zoo.publish import _reproduce, pinned_precision
 

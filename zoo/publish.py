@@ -254,6 +254,81 @@ def _with_precision(command: str, precision: str | None) -> str:
     return shlex.join(words)
 
 
+# Where and how a run ran, not what it learned: a card's command need not pin these. The
+# precision is pinned by the policy the run resolved (`pinned_precision`).
+RUN_SETTINGS = frozenset({"preset", "output_dir", "data_dir", "resume", "overwrite", "tensorboard", "verbose", "export",
+                          "jit_compile", "distribute", "precision", "weights"})
+
+
+def _plain(value):
+    return json.loads(json.dumps(value))  # tuples -> lists, as config.json holds them
+
+
+def _builder_args(model, kwargs) -> dict:
+    from zoo.registry import builder_arguments
+
+    try:
+        defaults = builder_arguments(model)
+    except ZooError:
+        defaults = {}
+    return _plain({**defaults, **(kwargs or {})})
+
+
+def recipe_differences(command: str, trained: dict) -> dict:
+    """The settings in which `command` (one `python -m tasks.X ...` line), parsed with today's
+    presets, would train otherwise than the run whose config is `trained` (its config.json's
+    `config`): `{field: trained value}`, with `model_kwargs` as the builder arguments that
+    differ. A field the run's config lacks (added since) counts as its default."""
+    import dataclasses
+    import importlib
+
+    from zoo.config import parse_config
+
+    words = shlex.split(command)
+    task = importlib.import_module(words[words.index("-m") + 1])
+    cfg = parse_config(task.Config, task.PRESETS, words[words.index("-m") + 2:])
+    differences = {}
+    for f in dataclasses.fields(cfg):
+        if f.name in RUN_SETTINGS or f.name == "model_kwargs":
+            continue
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        then = _plain(trained.get(f.name, default))
+        if _plain(getattr(cfg, f.name)) != then:
+            differences[f.name] = then
+    if hasattr(cfg, "model_kwargs") and "model" not in differences:
+        model = getattr(cfg, "model", None)
+        now, then = _builder_args(model, cfg.model_kwargs), _builder_args(model, trained.get("model_kwargs"))
+        changed = {k: v for k, v in then.items() if now.get(k) != v}
+        if changed:
+            differences["model_kwargs"] = changed
+    return differences
+
+
+def pin_recipe(command: str, trained: dict) -> str:
+    """`command` with the flags that make it train as the run of config `trained` did, today's
+    presets notwithstanding (a preset that moved on: more epochs, another trick); a new model
+    pinned first, its builder arguments after."""
+    from zoo.config import to_argv
+
+    for _ in range(3):  # a pinned --model resets the preset's builder arguments: look again
+        differences = recipe_differences(command, trained)
+        if not differences:
+            return command
+        command = shlex.join(shlex.split(command) + [str(a) for a in to_argv(differences)])
+    raise ZooError(f"Could not pin {command!r} to the trained settings: {recipe_differences(command, trained)}")
+
+
+def _pinned(command: str | None, training: dict) -> str | None:
+    """A card's `reproduce`: the precision the run resolved, and for a single command the recipe
+    settings today's presets no longer give."""
+    if not command:
+        return command
+    parts = [_with_precision(part, pinned_precision(training)) for part in command.split(", then ")]
+    if len(parts) == 1 and training.get("config"):
+        parts = [pin_recipe(parts[0], training["config"])]
+    return ", then ".join(parts)
+
+
 def _checkpoint(source: Path):
     import tensorflow as tf
 
@@ -368,7 +443,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
                  "tensorflow": f"{imports}; model = tf.saved_model.load('saved_models/{name}')",
                  "check_files": f"cd saved_models/{name} && sha256sum -c SHA256SUMS"},
         "command": portable_command(run.get("command"), data_dirs=data_dirs),
-        "reproduce": _reproduce(run.get("command"), pinned_precision(training)),
+        "reproduce": _pinned(_reproduce(run.get("command")), training),
         "metrics": metrics,
         "training": portable_training(training, data_dirs),
         "versions": run.get("versions"),
@@ -388,7 +463,7 @@ def model_card(source: Path, run_dir: Path, name: str, *, metric: str | None = N
         # The weights' path is this machine's: name it by its place in the first command's run directory.
         # The second command writes beside the first: a run directory that holds a finished run
         # of other settings is refused, so the two cannot share one.
-        card["reproduce"] = (f"{_reproduce(trained_by, pinned_precision(source_config))}, then "
+        card["reproduce"] = (f"{_pinned(_reproduce(trained_by), source_config)}, then "
                              f"{card['reproduce'].replace(shlex.quote(weights), 'RUN/' + Path(weights).name)}"
                              " --output-dir RUN-export")
         card["reproduce_note"] = ("RUN: the run directory of the first command (its --output-dir, by default "
@@ -493,11 +568,11 @@ def refreshed_card(card: dict, specs: dict, *, data_dir=None) -> dict:
     for key in ("command", "reproduce"):
         if key in card:
             card[key] = portable_command(card[key], data_dirs=data_dirs)
-    if card.get("reproduce") and pinned_precision(training):
-        # Name the policy it trained in, so the command trains the same way on a machine where
-        # auto (or the preset) would choose another.
-        card["reproduce"] = ", then ".join(_with_precision(part, pinned_precision(training))
-                                           for part in card["reproduce"].split(", then "))
+    if card.get("reproduce") and training:
+        # Name the policy it trained in and the settings its preset has moved away from, so the
+        # command trains the same way on a machine where auto would choose another policy and
+        # after the preset changed.
+        card["reproduce"] = _pinned(card["reproduce"], training)
     if training:
         card["training"] = portable_training(training, data_dirs)
     if isinstance(card.get("published"), dict):
