@@ -270,6 +270,41 @@ def test_optimizer_details():
     assert make_optimizer("adam", 0.1, clipnorm=1.0).clipnorm == 1.0
 
 
+@pytest.mark.parametrize("name, nesterov", [("momentum", False), ("nesterov", True)])
+def test_offset_lr_scale_steps_normalization_offsets_that_many_times_faster(name, nesterov):
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4), keras.layers.BatchNormalization(),
+                              keras.layers.LayerNormalization()])
+    grads = [np.full(v.shape, 0.5, "float32") for v in model.trainable_variables]
+    steps = {}
+    for scale in (1.0, 64.0):
+        start = [keras.ops.convert_to_numpy(v).copy() for v in model.trainable_variables]
+        opt = make_optimizer(name, 0.01, momentum=0.8, weight_decay=0.1, offset_lr_scale=scale)
+        assert opt.nesterov is nesterov and opt.momentum == 0.8
+        for _ in range(3):
+            opt.apply_gradients(zip([keras.ops.convert_to_tensor(g) for g in grads], model.trainable_variables))
+        steps[scale] = {v.path: keras.ops.convert_to_numpy(v) - s for v, s in zip(model.trainable_variables, start)}
+        for v, s in zip(model.trainable_variables, start):
+            v.assign(s)
+    offsets = [path for path in steps[1.0] if path.endswith("/beta")]
+    assert len(offsets) == 2
+    for path, step in steps[64.0].items():
+        if path in offsets:  # beta starts at 0: weight decay adds nothing, the step is 64x
+            np.testing.assert_allclose(step, 64 * steps[1.0][path], rtol=1e-5)
+        else:
+            np.testing.assert_allclose(step, steps[1.0][path], rtol=1e-6)
+    assert make_optimizer("nesterov", 0.1, offset_lr_scale=64.0).get_config()["offset_lr_scale"] == 64.0
+    assert type(make_optimizer("nesterov", 0.1)) is keras.optimizers.SGD  # the plain optimizer when unscaled
+
+
+def test_offset_lr_scale_is_for_the_sgd_optimizers():
+    with pytest.raises(ValueError, match="offset_lr_scale is for sgd, momentum and nesterov"):
+        make_optimizer("adam", 0.1, offset_lr_scale=2.0)
+    with pytest.raises(ZooError, match="--offset-lr-scale is for the sgd, momentum and nesterov optimizers"):
+        parse("--optimizer", "adamw", "--offset-lr-scale", "64")
+    opt = make_training_optimizer(parse("--offset-lr-scale", "64", "--optimizer", "nesterov"), steps_per_epoch=10)
+    assert opt.offset_lr_scale == 64.0 and opt.nesterov
+
+
 def test_clipnorm_and_clipvalue_together():
     with pytest.raises(ValueError, match="clipnorm or clipvalue, not both"):
         make_optimizer("sgd", 0.1, clipnorm=1.0, clipvalue=1.0)

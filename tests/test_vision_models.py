@@ -74,3 +74,26 @@ def test_airbench_gelu_survives_serialization():
     model = vision.airbench(widths=(4, 4, 4), stem_width=4)
     clone = keras.Model.from_config(model.get_config())
     assert type(clone.get_layer("group1_gelu1")) is GELU
+
+
+def test_partial_identity_passes_the_first_channels_through():
+    model = build_model("airbench", input_shape=(16, 16, 3), num_classes=3, widths=(8, 16, 16), identity_init=True)
+    square = keras.ops.convert_to_numpy(model.get_layer("group3_conv2").kernel)  # 16 -> 16: the identity
+    expected = np.zeros_like(square)
+    expected[1, 1] = np.eye(16)
+    np.testing.assert_array_equal(square, expected)
+    wider = keras.ops.convert_to_numpy(model.get_layer("group2_conv1").kernel)  # 8 -> 16
+    np.testing.assert_array_equal(wider[..., :8], expected[..., :8, :8])
+    assert np.count_nonzero(wider[..., 8:]) == wider[..., 8:].size  # the other filters drawn (he_normal)
+    x = np.random.default_rng(0).normal(size=(2, 4, 4, 8)).astype("float32")
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(model.get_layer("group2_conv1")(x))[..., :8], x, atol=1e-6)
+    rebuilt = keras.Model.from_config(model.get_config())  # the initializer serializes
+    assert isinstance(rebuilt.get_layer("group1_conv1").kernel_initializer, vision.PartialIdentity)
+
+
+def test_airbench_without_batch_norm_scales_learns_only_offsets():
+    model = build_model("airbench", input_shape=(16, 16, 3), num_classes=3, widths=(8, 8, 8), bn_scale=False)
+    norms = [w.path for w in model.trainable_weights if "_bn" in w.path]
+    assert norms and all(path.endswith("/beta") for path in norms)
+    default = build_model("airbench", input_shape=(16, 16, 3), num_classes=3, widths=(8, 8, 8))
+    assert len(default.trainable_weights) == len(model.trainable_weights) + len(norms)

@@ -30,6 +30,58 @@ class EpochTimer(keras.callbacks.Callback):
             logs["epoch_time_s"] = round(time.perf_counter() - self._start, 1)
 
 
+class Lookahead(keras.callbacks.Callback):
+    """Lookahead (Zhang et al., 2019) the way airbench (Jordan, 2024) schedules it.
+
+    Every `every` optimizer steps the model's weights (batch-norm statistics included) move to
+    `decay * slow + (1 - decay) * weights`, and that becomes the new slow copy; `decay` rises
+    over the run as `base ** every * progress ** power` (`progress`: the steps done over all of
+    `fit`'s steps), so training moves freely at first and averages strongly at the end. At each
+    epoch's end the weights are set to the slow copy, so what is evaluated, checkpointed and
+    backed up (and resumed from) is the average.
+
+    Args:
+        every: steps between two syncs.
+        base: the per-step decay the schedule rises to.
+        power: how late in the run the averaging sets in.
+    """
+
+    def __init__(self, every=5, base=0.95, power=3.0):
+        super().__init__()
+        if every < 1:
+            raise ValueError(f"every must be >= 1. Received: every={every}")
+        self.every, self.base, self.power = int(every), float(base), float(power)
+
+    def _weights(self):
+        return [w for w in self.model.weights if "float" in str(w.dtype)]
+
+    def on_train_begin(self, logs=None):
+        self._slow = [keras.ops.convert_to_numpy(w) for w in self._weights()]
+        self._synced = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        self._steps, self._epochs = self.params.get("steps"), max(1, self.params.get("epochs") or 1)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def _sync(self, decay):
+        for w, slow in zip(self._weights(), self._slow):
+            slow += (1.0 - decay) * (keras.ops.convert_to_numpy(w) - slow)
+            w.assign(slow)
+
+    def on_train_batch_end(self, batch, logs=None):
+        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        if step - self._synced >= self.every:
+            self._synced = step
+            # Without a known epoch length (a dataset of unknown size), progress goes by epochs.
+            progress = step / (self._steps * self._epochs) if self._steps else self._epoch / self._epochs
+            self._sync(self.base ** self.every * min(1.0, progress) ** self.power)
+        if self._steps and batch + 1 == self._steps:
+            self._sync(1.0)  # before validation, which Keras runs ahead of on_epoch_end
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._sync(1.0)
+
+
 def backup_dir(run_dir) -> Path:
     return Path(run_dir) / "backup"
 

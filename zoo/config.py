@@ -119,6 +119,10 @@ class TrainConfig:
     step_factor: float = option(0.7, "step: multiply the learning rate by this", gt=0)
     pct_start: float = option(0.25, "onecycle: fraction of the run spent warming up", gt=0, lt=1)
     label_smoothing: float = option(0.0, "label smoothing of the cross-entropy loss", ge=0, lt=1)
+    offset_lr_scale: float = option(1.0, "learning-rate multiplier for normalization offsets (beta); sgd, momentum "
+                                         "and nesterov (airbench: 64)", gt=0)
+    lookahead: int = option(0, "every this many steps, average the weights with their slow copy, more strongly as "
+                               "the run goes on (airbench's Lookahead: 5; 0 turns it off)", ge=0)
     early_stopping_patience: typing.Optional[int] = option(None, "stop after this many epochs without val improvement",
                                                                 ge=0)
     precision: str = option("auto", "dtype policy (auto: mixed_float16 on GPUs with cc >= 7.0; image models "
@@ -150,6 +154,9 @@ class TrainConfig:
 
         check_config(self)
         validate_subset(self.subset)
+        if self.offset_lr_scale != 1.0 and self.optimizer not in ("sgd", "momentum", "nesterov"):
+            raise ZooError(f"--offset-lr-scale is for the sgd, momentum and nesterov optimizers. Received: "
+                           f"--optimizer {self.optimizer} --offset-lr-scale {self.offset_lr_scale}")
         if self.clipnorm is not None and self.clipvalue is not None:
             raise ZooError(f"Set --clipnorm or --clipvalue, not both. Received: --clipnorm {self.clipnorm} "
                            f"--clipvalue {self.clipvalue}")

@@ -83,7 +83,39 @@ def make_schedule(name, learning_rate, *, steps_per_epoch, epochs, step_epochs=7
     )
 
 
-def make_optimizer(name, learning_rate, *, momentum=0.9, weight_decay=None, clipnorm=None, clipvalue=None):
+def is_norm_offset(variable) -> bool:
+    """Whether `variable` is a normalization layer's offset (`beta`, as Keras names it in
+    BatchNormalization, LayerNormalization and GroupNormalization)."""
+    return variable.name == "beta"
+
+
+@keras.saving.register_keras_serializable(package="zoo")
+class SGD(keras.optimizers.SGD):
+    """`keras.optimizers.SGD` that steps normalization offsets (`beta`) with `offset_lr_scale`
+    times the learning rate, airbench's (Jordan, 2024) 64x "bias scaler": under batch norm the
+    offsets are the only thing that moves a feature's threshold, and at the weights' learning
+    rate they hardly move in a short run. Weight decay stays the weights' own (`weight_decay` x
+    the learning rate, unscaled), as there.
+    """
+
+    def __init__(self, *args, offset_lr_scale=1.0, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.offset_lr_scale = float(offset_lr_scale)
+
+    def build(self, variables):
+        super().build(variables)
+        self._lr_scales = [self.offset_lr_scale if is_norm_offset(v) else 1.0 for v in variables]
+
+    def update_step(self, gradient, variable, learning_rate):
+        scale = self._lr_scales[self._get_variable_index(variable)]
+        super().update_step(gradient, variable, learning_rate * scale if scale != 1.0 else learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "offset_lr_scale": self.offset_lr_scale}
+
+
+def make_optimizer(name, learning_rate, *, momentum=0.9, weight_decay=None, clipnorm=None, clipvalue=None,
+                   offset_lr_scale=1.0):
     """An optimizer by name.
 
     Args:
@@ -92,16 +124,20 @@ def make_optimizer(name, learning_rate, *, momentum=0.9, weight_decay=None, clip
         momentum: for momentum and nesterov.
         weight_decay: decoupled weight decay (all Keras optimizers apply it the AdamW way).
         clipnorm, clipvalue: gradient clipping by norm (per variable) or by value.
+        offset_lr_scale: learning-rate multiplier for normalization offsets (`SGD` above); sgd,
+            momentum and nesterov only.
     """
     if name not in OPTIMIZERS:
         raise ValueError(f"optimizer must be one of {', '.join(OPTIMIZERS)}. Received: {name!r}")
     if clipnorm is not None and clipvalue is not None:
         raise ValueError("Set clipnorm or clipvalue, not both.")
+    if offset_lr_scale != 1.0 and name not in ("sgd", "momentum", "nesterov"):
+        raise ValueError(f"offset_lr_scale is for sgd, momentum and nesterov. Received: optimizer={name!r}, "
+                         f"offset_lr_scale={offset_lr_scale}")
     common = dict(learning_rate=learning_rate, weight_decay=weight_decay or None, clipnorm=clipnorm, clipvalue=clipvalue)
-    if name == "sgd":
-        return keras.optimizers.SGD(**common)
-    if name in ("momentum", "nesterov"):
-        return keras.optimizers.SGD(momentum=momentum, nesterov=name == "nesterov", **common)
+    if name in ("sgd", "momentum", "nesterov"):
+        sgd = dict(momentum=momentum if name != "sgd" else 0.0, nesterov=name == "nesterov", **common)
+        return SGD(offset_lr_scale=offset_lr_scale, **sgd) if offset_lr_scale != 1.0 else keras.optimizers.SGD(**sgd)
     if name == "adamw":
         common["weight_decay"] = weight_decay if weight_decay is not None else 0.004
         return keras.optimizers.AdamW(**common)

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import keras
 
-from zoo.callbacks import backup_dir, resumed_epoch, standard_callbacks, trim_history
+from zoo.callbacks import Lookahead, backup_dir, resumed_epoch, standard_callbacks, trim_history
 from zoo.cli import dumps_strict
 from zoo.distribute import get_strategy, is_chief, patch_keras_for_multiworker, strategy_name, worker_index
 from zoo.errors import ZooError
@@ -282,7 +282,8 @@ def make_training_optimizer(cfg, steps_per_epoch: int):
         step_epochs=cfg.step_epochs, step_factor=cfg.step_factor, warmup_epochs=cfg.warmup_epochs,
         pct_start=cfg.pct_start)
     return make_optimizer(cfg.optimizer, schedule, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
-                          clipnorm=cfg.clipnorm, clipvalue=cfg.clipvalue)
+                          clipnorm=cfg.clipnorm, clipvalue=cfg.clipvalue,
+                          offset_lr_scale=cfg.offset_lr_scale)
 
 
 def compile_classifier(model, cfg, run: Run, *, steps_per_epoch: int):
@@ -333,8 +334,11 @@ def fit(model, train_ds, val_ds, cfg, run: Run, *, monitor="val_accuracy", extra
         run.run_dir, monitor=monitor if val_ds is not None else "loss",
         early_stopping_patience=cfg.early_stopping_patience, tensorboard=cfg.tensorboard and run.chief,
         checkpoint=checkpoint and run.chief)
+    # Lookahead first: the epoch's metrics, checkpoints and backups are of its averaged weights.
+    lookahead = [Lookahead(every=cfg.lookahead)] if cfg.lookahead else []
     model.fit(train_ds, validation_data=val_ds, epochs=cfg.epochs, initial_epoch=initial_epoch,
-              callbacks=[*metric_callbacks, *callbacks, *extra_callbacks], shuffle=False, verbose=fit_verbosity(cfg))
+              callbacks=[*lookahead, *metric_callbacks, *callbacks, *extra_callbacks], shuffle=False,
+              verbose=fit_verbosity(cfg))
     return read_history(run.run_dir / "history.csv")
 
 

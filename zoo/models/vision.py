@@ -107,6 +107,29 @@ def resnet(
     return keras.Model(inputs, outputs, name=f"resnet{depth}_w{width}")
 
 
+@keras.saving.register_keras_serializable(package="zoo")
+class PartialIdentity(keras.initializers.Initializer):
+    """A convolution kernel `[kh, kw, in, out]` whose first min(in, out) filters pass their own
+    input channel through unchanged (a centred 1, as `torch.nn.init.dirac_`) and whose others
+    are drawn from `base`. Where in == out the convolution starts as the identity."""
+
+    def __init__(self, base="he_normal"):
+        self.base = base if isinstance(base, str) else keras.initializers.serialize(base)
+
+    def __call__(self, shape, dtype=None):
+        kh, kw, cin, cout = shape
+        base = keras.initializers.get(self.base)
+        k = min(cin, cout)
+        identity = np.zeros(shape, "float32")
+        identity[kh // 2, kw // 2, np.arange(k), np.arange(k)] = 1.0
+        drawn = np.ones(cout, "float32")
+        drawn[:k] = 0.0
+        return keras.ops.cast(base(shape, dtype="float32") * drawn + identity, dtype or "float32")
+
+    def get_config(self):
+        return {"base": self.base}
+
+
 @register_model("airbench")
 def airbench(
     *,
@@ -118,6 +141,8 @@ def airbench(
     l2=0.0,
     kernel_initializer="he_normal",
     logit_scale=1 / 9,
+    bn_scale=True,
+    identity_init=False,
 ):
     """A fast network for time-to-accuracy, after airbench94 (Jordan, 2024) and ResNet-9 (Page, 2018).
 
@@ -133,6 +158,10 @@ def airbench(
         l2: L2 penalty on kernels.
         kernel_initializer: he_normal, he_uniform, glorot_normal or glorot_uniform.
         logit_scale: the logits are multiplied by this (airbench's 1/9 keeps them small at init).
+        bn_scale: learn the batch norms' scales (gamma); airbench fixes them at 1 and learns only
+            the offsets.
+        identity_init: start each group's convolutions as partial identities (`PartialIdentity`),
+            an implicit residual connection at initialization, as airbench does.
     """
     widths = tuple(widths)
     if len(widths) != 3 or min(widths) < 1:
@@ -143,18 +172,20 @@ def airbench(
     reg = keras.regularizers.L2(l2) if l2 else None
     conv_kw = dict(use_bias=False, kernel_initializer=kernel_initializer, kernel_regularizer=reg)
 
+    group_kw = dict(conv_kw, kernel_initializer=PartialIdentity(kernel_initializer)) if identity_init else conv_kw
+
     def bn(name):
-        return BatchNormalization(momentum=0.6, epsilon=1e-5, name=name)
+        return BatchNormalization(momentum=0.6, epsilon=1e-5, scale=bn_scale, name=name)
 
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Conv2D(stem_width, 2, padding="valid", name="stem_conv", **conv_kw)(inputs)
     x = GELU(name="stem_gelu")(x)
     for i, filters in enumerate(widths, start=1):
-        x = layers.Conv2D(filters, 3, padding="same", name=f"group{i}_conv1", **conv_kw)(x)
+        x = layers.Conv2D(filters, 3, padding="same", name=f"group{i}_conv1", **group_kw)(x)
         x = layers.MaxPooling2D(2, name=f"group{i}_pool")(x)
         x = bn(f"group{i}_bn1")(x)
         x = GELU(name=f"group{i}_gelu1")(x)
-        x = layers.Conv2D(filters, 3, padding="same", name=f"group{i}_conv2", **conv_kw)(x)
+        x = layers.Conv2D(filters, 3, padding="same", name=f"group{i}_conv2", **group_kw)(x)
         x = bn(f"group{i}_bn2")(x)
         x = GELU(name=f"group{i}_gelu2")(x)
     x = layers.GlobalMaxPooling2D(name="pool")(x)
