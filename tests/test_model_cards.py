@@ -207,11 +207,13 @@ def test_a_moved_preset_is_pinned_back_to_what_the_run_trained(monkeypatch):
     from tasks.vision import cifar10
     from zoo.publish import pin_recipe, recipe_differences
 
+    from zoo.publish import RUN_SETTINGS
+
     trained = dict(card_of("cifar10")["training"]["config"])
     for new in ("lookahead", "offset_lr_scale"):  # settings added after the run: their defaults are what it had
         trained.pop(new, None)
-    moved = {**cifar10.PRESETS["fast"], "epochs": 12, "lookahead": 5,
-             "model_kwargs": {"bn_scale": False, "identity_init": True}}
+    recipe = {k: v for k, v in trained.items() if k not in RUN_SETTINGS}
+    moved = {**recipe, "epochs": 12, "lookahead": 5, "model_kwargs": {"bn_scale": False, "identity_init": True}}
     monkeypatch.setitem(cifar10.PRESETS, "fast", moved)
     command = "python -m tasks.vision.cifar10 --preset fast --precision mixed_bfloat16"
     assert recipe_differences(command, trained) == {

@@ -307,15 +307,19 @@ def recipe_differences(command: str, trained: dict) -> dict:
 def pin_recipe(command: str, trained: dict) -> str:
     """`command` with the flags that make it train as the run of config `trained` did, today's
     presets notwithstanding (a preset that moved on: more epochs, another trick); a new model
-    pinned first, its builder arguments after."""
+    pinned first, its builder arguments after. A setting the run left unset (None) where the
+    preset now sets it has no flag to unset it, and is left as it is."""
     from zoo.config import to_argv
 
+    pinned = set()
     for _ in range(3):  # a pinned --model resets the preset's builder arguments: look again
-        differences = recipe_differences(command, trained)
+        differences = {k: v for k, v in recipe_differences(command, trained).items()
+                       if v is not None and k not in pinned}
         if not differences:
             return command
+        pinned |= set(differences) - {"model_kwargs"}
         command = shlex.join(shlex.split(command) + [str(a) for a in to_argv(differences)])
-    raise ZooError(f"Could not pin {command!r} to the trained settings: {recipe_differences(command, trained)}")
+    return command
 
 
 def _pinned(command: str | None, training: dict) -> str | None:
