@@ -88,7 +88,8 @@ def test_cifar10_defaults_are_the_fast_recipe():
 
     overrides = cifar10.search_space(kt.HyperParameters())
     fast = parse_config(cifar10.Config, cifar10.PRESETS, ["--preset", "fast"])
-    assert overrides["model_kwargs"] == {"widths": (64, 256, 256), "dropout": 0.0}  # the builder's defaults
+    # The builder's default widths and dropout, and the preset's own builder arguments.
+    assert overrides["model_kwargs"] == {"widths": (64, 256, 256), "dropout": 0.0, **fast.model_kwargs}
     for key, value in overrides.items():
         if key != "model_kwargs":
             assert value == getattr(fast, key), key
@@ -105,9 +106,11 @@ def test_text_defaults_are_the_default_preset(name):
 
 @pytest.mark.parametrize("name, fixes, expected", [
     ("vision.cifar10", {"learning_rate": 0.1, "width": 32, "cutout": 16},
-     {"learning_rate": 0.1, "cutout": 16, "model_kwargs": {"widths": (32, 128, 128), "dropout": 0.0}}),
+     {"learning_rate": 0.1, "cutout": 16, "offset_lr_scale": 64.0,
+      "model_kwargs": {"widths": (32, 128, 128), "dropout": 0.0, "bn_scale": False, "identity_init": True}}),
     ("vision.cifar10", {"model": "resnet", "optimizer": "adamw", "adam_learning_rate": 0.001},
-     {"model": "resnet", "whiten": False, "learning_rate": 0.001, "model_kwargs": {"depth": 20, "width": 16, "dropout": 0.0}}),
+     {"model": "resnet", "whiten": False, "learning_rate": 0.001, "offset_lr_scale": 1.0,  # an SGD option
+      "model_kwargs": {"depth": 20, "width": 16, "dropout": 0.0}}),
     ("speech.commands", {"model": "crnn", "rnn_units": 64, "noise_prob": 0.0},
      {"model": "crnn", "noise_prob": 0.0, "model_kwargs": {"rnn_units": (64, 64), "dropout": 0.2, "time_masks": 2}}),
     ("speech.digits", {"model": "ds_cnn", "filters": 96, "batch_size": 32},

@@ -176,8 +176,9 @@ class ImageRecipe(Recipe):
             depth, resnet_width = hp.Choice("depth", [20, 32, 44]), hp.Choice("resnet_width", [16, 32])
         with hp.conditional_scope("model", ["airbench", "resnet"]):
             dropout = hp.Float("dropout", 0.0, 0.3, step=0.1)
-        if model == "airbench":
-            model_kwargs = {"widths": (width, 4 * width, 4 * width), "dropout": dropout}
+        if model == "airbench":  # batch norms and initialization as `fast` trains them
+            model_kwargs = {"widths": (width, 4 * width, 4 * width), "dropout": dropout, "bn_scale": False,
+                            "identity_init": True}
         elif model == "resnet":
             model_kwargs = {"depth": depth, "width": resnet_width, "dropout": dropout}
         else:
@@ -193,6 +194,7 @@ class ImageRecipe(Recipe):
         return dict(
             model=model, model_kwargs=model_kwargs, whiten=model == "airbench", optimizer=optimizer,
             learning_rate=sgd_lr if optimizer == "nesterov" else adam_lr,
+            offset_lr_scale=64.0 if optimizer == "nesterov" else 1.0,
             weight_decay=hp.Float("weight_decay", 5e-4, 2e-2, sampling="log", default=5e-3),
             schedule=schedule, **({"pct_start": pct_start} if schedule == "onecycle" else {}),
             label_smoothing=hp.Float("label_smoothing", 0.0, 0.3, step=0.1, default=0.2),
