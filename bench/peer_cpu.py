@@ -93,7 +93,8 @@ class Airbench(Net):
         model.get_layer("stem_conv").trainable = False  # whitened and frozen, as zoo.models.vision does
         schedule = make_schedule("onecycle", p["learning_rate"], steps_per_epoch=196, epochs=p["epochs"],
                                  pct_start=p["pct_start"])
-        optimizer = make_optimizer("nesterov", schedule, momentum=p["momentum"], weight_decay=p["weight_decay"])
+        optimizer = make_optimizer("nesterov", schedule, momentum=p["momentum"], weight_decay=p["weight_decay"],
+                                   offset_lr_scale=p.get("offset_lr_scale", 1.0))
         loss = SparseCategoricalCrossentropyWithSmoothing(p["label_smoothing"])
         rng = np.random.default_rng(0)
         x = rng.normal(size=(self.batch_size, 32, 32, 3)).astype("float32")
@@ -146,6 +147,12 @@ class Airbench(Net):
                 return self.logits(x.float()) / 9
 
         model = Model().to(memory_format=torch.channels_last)
+        from tasks.vision.cifar10 import PRESETS
+
+        if not PRESETS["fast"].get("model_kwargs", {}).get("bn_scale", True):
+            for module in model.modules():  # the preset's batch norms learn offsets only
+                if isinstance(module, nn.BatchNorm2d):
+                    module.weight.requires_grad_(False)
         params = [p for p in model.parameters() if p.requires_grad]
         optimizer = torch.optim.SGD(params, lr=0.01, momentum=0.9, nesterov=True, weight_decay=5e-3)
         loss = nn.CrossEntropyLoss(label_smoothing=0.2)
@@ -496,6 +503,8 @@ KNOBS = {
                   "(zoo.models.layers.LSTM)",
     "keras-bn": "BatchNormalization layers call Keras' own code instead of the zoo's fused kernel "
                 "(zoo.models.layers.BatchNormalization)",
+    "lookahead": "Lookahead (zoo.callbacks.Lookahead, a sync every 5 steps) in fit and --ab, as --lookahead 5 "
+                 "runs it (train_on_batch and custom run without)",
     "graph-gelu": "GELU layers train through the erf formula in TensorFlow's graph (a kernel per elementwise op) "
                   "instead of the zoo's XLA-compiled forward and backward (zoo.models.layers.GELU)",
 }
@@ -567,6 +576,8 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
     if "intra1" in knobs:
         tf.config.threading.set_intra_op_parallelism_threads(1)
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+    if "lookahead" in knobs and variant in ("train_on_batch", "custom"):
+        raise SystemExit("the lookahead knob runs in fit, pipe and --ab (a callback); not in train_on_batch or custom")
     model, optimizer, loss, (x, y) = keras_model(spec, knobs)
     if variant in ("train_on_batch", "custom"):
         if variant == "custom":
@@ -598,13 +609,36 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
                 self.seconds = time.perf_counter() - self.start
 
         clock = Clock()
-        model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[clock])
+        lookahead = []
+        if "lookahead" in knobs:
+            from zoo.callbacks import Lookahead
+
+            lookahead = [Lookahead(every=5)]
+        model.fit(data, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[*lookahead, clock])
         seconds = clock.seconds
     return {"versions": f"Keras {keras.__version__}, TensorFlow {tf.__version__}", "seconds": seconds}
 
 
 MODEL_KNOBS = ("keras-gelu", "tanh-gelu", "graph-gelu", "keras-bn", "keras-lstm", "lean-bn", "no-metrics",
-               "xla")
+               "xla", "lookahead")
+
+
+def with_lookahead(model, step, every=5):
+    """`step` followed by zoo.callbacks.Lookahead's end-of-batch hook (a sync every `every` steps)."""
+    from zoo.callbacks import Lookahead
+
+    lookahead = Lookahead(every=every)
+    lookahead.set_model(model)
+    lookahead.set_params({"steps": 196, "epochs": 17})
+    lookahead.on_train_begin()
+    lookahead.on_epoch_begin(0)
+
+    def run():
+        out = step()
+        lookahead.on_train_batch_end(0)
+        return out
+
+    return run
 
 
 def run_ab(spec, precision, steps, warmup, variants):
@@ -628,6 +662,8 @@ def run_ab(spec, precision, steps, warmup, variants):
         else:
             model, _, _, (x, y) = keras_model(spec, [] if variant == "zoo" else variant.split("+"))
             step = functools.partial(model.train_on_batch, x, y)  # returns numbers: the step has finished
+            if "lookahead" in variant.split("+"):
+                step = with_lookahead(model, step)
         for _ in range(warmup):
             step()
         step_of[variant] = step
