@@ -200,7 +200,8 @@ def test_a_shipped_entry_reproduces_its_recipe_under_todays_presets(name):
         pytest.skip("no training record (a LiteRT entry)")
     commands = card["reproduce"].split(", then ")
     # A re-export's card holds the second command's config (--weights, --epochs 0).
-    assert recipe_differences(commands[-1], config) == {}
+    differences = recipe_differences(commands[-1], config)
+    assert differences == {}, f"the preset moved: python -m zoo.publish --refresh-card {name} pins {differences}"
 
 
 def test_a_moved_preset_is_pinned_back_to_what_the_run_trained(monkeypatch):
