@@ -13,7 +13,8 @@ every weight. Variants:
 
 - `keras`: `keras.layers.Bidirectional(keras.layers.LSTM(64, return_sequences=True))`.
 - `zoo`: the same wrapper around `zoo.models.layers.LSTM` (the input projection taken out of the
-  time loop), what the builders use.
+  time loop, the recurrence's gradient written out), what the builders use.
+- `autodiff`: the zoo's layer with the recurrence differentiated automatically, as Keras' is.
 - `block`: TensorFlow's `BlockLSTM` op (one C++ kernel steps through the whole sequence, its
   gradient likewise) on the same weights: a recurrence without a `while_loop`. Not in the zoo.
 - `xla`: the `keras` variant's step compiled with XLA (`jit_compile=True`).
@@ -38,7 +39,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 BATCH, TIME, FEATURES, UNITS = 64, 800, 128, 64
-VARIANTS = ("keras", "zoo", "block", "xla", "torch")
+VARIANTS = ("keras", "zoo", "autodiff", "block", "xla", "torch")
 
 
 def block_lstm(cell, x, go_backwards):
@@ -71,6 +72,8 @@ def keras_step(variant, x, mask):
     lstm = keras.layers.LSTM if variant in ("keras", "xla") else LSTM
     layer = keras.layers.Bidirectional(lstm(UNITS, return_sequences=True))
     layer.build(x.shape)
+    if variant == "autodiff":
+        layer.forward_layer._written_gradient = layer.backward_layer._written_gradient = False
     if variant == "block":
         forward, backward = layer.forward_layer.cell, layer.backward_layer.cell
 

@@ -501,6 +501,9 @@ KNOBS = {
                "instead of Keras' float32 round trip: a diagnostic, not the zoo's layer",
     "keras-lstm": "LSTM layers run Keras' own loop (the input projection inside it) instead of the zoo's "
                   "(zoo.models.layers.LSTM)",
+    "autodiff-lstm": "the zoo's LSTM layers train by automatic differentiation of their time loop instead of "
+                     "the gradient zoo.models.layers writes out (the activations' derivatives before the "
+                     "backward loop, the recurrent kernel's gradient after it)",
     "keras-bn": "BatchNormalization layers call Keras' own code instead of the zoo's fused kernel "
                 "(zoo.models.layers.BatchNormalization)",
     "lookahead": "Lookahead (zoo.callbacks.Lookahead, a sync every 5 steps) in fit and --ab, as --lookahead 5 "
@@ -553,6 +556,10 @@ def keras_model(spec, knobs):
         for layer in model._flatten_layers():
             if isinstance(layer, keras.layers.LSTM):
                 layer.inner_loop = functools.partial(keras.layers.LSTM.inner_loop, layer)
+    if "autodiff-lstm" in knobs:
+        for layer in model._flatten_layers():
+            if isinstance(layer, keras.layers.LSTM):
+                layer._written_gradient = False
     if "lean-bn" in knobs:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -620,7 +627,7 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
 
 
 MODEL_KNOBS = ("keras-gelu", "tanh-gelu", "graph-gelu", "keras-bn", "keras-lstm", "lean-bn", "no-metrics",
-               "xla", "lookahead")
+               "xla", "lookahead", "autodiff-lstm")
 
 
 def with_lookahead(model, step, every=5):

@@ -1,14 +1,16 @@
-"""Where a training step of the `fast` network goes on the CPU: a TensorFlow profiler trace of a
-few `fit` steps, summed by op type and by layer kind, forward and backward apart.
+"""Where a training step of a zoo network goes on the CPU: a TensorFlow profiler trace of a few
+`fit` steps, summed by op type and by layer, forward and backward apart.
 
     pip install -e .[bench]                  # tensorboard-plugin-profile reads the trace; PyTorch
-    python bench/profile_step.py             # mixed_bfloat16, 4 traced steps
+    python bench/profile_step.py             # the `fast` network, mixed_bfloat16, 4 traced steps
     python bench/profile_step.py --precision float32 --logdir /tmp/trace   # keep the trace for TensorBoard
     python bench/profile_step.py --torch     # the PyTorch peer of bench/peer_cpu.py, torch.profiler
+    python bench/profile_step.py --net bilstm --precision float32 --steps 2   # any of peer_cpu's networks
 
-Self time of every op the trace saw (idle time left out), as shares of the total; the layer kind
-is read from the op's name (`group2_bn1/...` is a BatchNormalization, `gradient_tape/...` marks
-the backward pass). The same trace opens in TensorBoard's Profile tab (`tensorboard --logdir`).
+Self time of every op the trace saw (idle time left out), as shares of the total; the layer is
+read from the op's name (`group2_bn1/...` is a BatchNormalization, `gradient_tape/...` marks the
+backward pass): for airbench by kind (every convolution together), for the other networks by the
+layer's own name. The same trace opens in TensorBoard's Profile tab (`tensorboard --logdir`).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ LAYER_KINDS = (("conv", "convolution"), ("bn", "batch norm"), ("gelu", "GELU"), 
 
 
 def layer_kind(operation):
+    """airbench's layer kinds: every convolution together, every batch norm together, ..."""
     if re.search(r"\b(SGD|sgd|Assign\w*|optimizer)\b", operation) or "/SGD/" in operation:
         return "optimizer"
     match = re.search(r"(stem|group\d)_(conv|bn|gelu|pool)|(logits|logit_scale|pool)/", operation)
@@ -54,6 +57,17 @@ def layer_kind(operation):
     return next(name for prefix, name in LAYER_KINDS if key.startswith(prefix))
 
 
+def layer_name(operation):
+    """Any network's layer: the first scope of the op's name below the gradient tape and the model's
+    own scope (`gradient_tape/bilstm/lstm_1/...` -> `lstm_1`); the optimizer's ops apart."""
+    if re.search(r"\b(SGD|sgd|Adam\w*|adam\w*|Assign\w*|optimizer)\b", operation):
+        return "optimizer"
+    parts = [p for p in operation.split("/") if p and p != "gradient_tape"]
+    if len(parts) > 2 and parts[0] not in ("compile_loss",):
+        return parts[1]  # below the functional model's scope
+    return parts[0] if parts else operation
+
+
 def profile_torch(args):
     import torch
     from torch.profiler import ProfilerActivity, profile
@@ -61,7 +75,7 @@ def profile_torch(args):
     from peer_cpu import NETS, cpu_flags_summary, torch_step
     from zoo.export_lite import cpu_model
 
-    step = torch_step(NETS["airbench"], args.precision)
+    step = torch_step(NETS[args.net], args.precision)
     for _ in range(3):
         step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
@@ -69,8 +83,8 @@ def profile_torch(args):
             step()
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events)
-    print(f"{cpu_model()} ({', '.join(cpu_flags_summary())}), PyTorch {torch.__version__}; airbench, batch "
-          f"{NETS['airbench'].batch_size}, {args.precision}, {args.steps} profiled steps: "
+    print(f"{cpu_model()} ({', '.join(cpu_flags_summary())}), PyTorch {torch.__version__}; {args.net}, batch "
+          f"{NETS[args.net].batch_size}, {args.precision}, {args.steps} profiled steps: "
           f"{total / 1e6 / args.steps:.3f} s of op time a step\n")
     print("| op | share |\n|---|---:|")
     for e in sorted(events, key=lambda e: -e.self_cpu_time_total)[:args.top]:
@@ -80,6 +94,8 @@ def profile_torch(args):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--net", default="airbench", help="one of bench/peer_cpu.py's networks "
+                        "(airbench, ds_cnn, bilstm, seq2seq)")
     parser.add_argument("--precision", default="bfloat16", choices=("float32", "bfloat16"))
     parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--logdir", help="where the trace goes (default: a temporary directory)")
@@ -96,7 +112,7 @@ def main(argv=None):
     from zoo.export_lite import cpu_model
 
     keras.mixed_precision.set_dtype_policy("mixed_bfloat16" if args.precision == "bfloat16" else "float32")
-    model, optimizer, loss, (x, y) = NETS["airbench"].keras()
+    model, optimizer, loss, (x, y) = NETS[args.net].keras()
     model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"])
     data = tf.data.Dataset.from_tensors((x, y)).repeat()
     model.fit(data, steps_per_epoch=3, verbose=0)  # trace, build, warm up
@@ -110,10 +126,11 @@ def main(argv=None):
     by_type, by_layer = collections.Counter(), collections.Counter()
     for r in rows:
         by_type[r["type"]] += r["total_self_time"]
-        by_layer[(layer_kind(r["operation"]), "backward" if "gradient_tape" in r["operation"] else "forward")] += \
+        layer = layer_kind(r["operation"]) if args.net == "airbench" else layer_name(r["operation"])
+        by_layer[(layer, "backward" if "gradient_tape" in r["operation"] else "forward")] += \
             r["total_self_time"]
     print(f"{cpu_model()} ({', '.join(cpu_flags_summary())}), TF {tf.__version__}, Keras {keras.__version__}; "
-          f"airbench, batch {NETS['airbench'].batch_size}, {args.precision}, {args.steps} traced fit steps: "
+          f"{args.net}, batch {NETS[args.net].batch_size}, {args.precision}, {args.steps} traced fit steps: "
           f"{total / 1e6 / args.steps:.3f} s of op time a step; trace in {logdir}\n")
     print("| op type | share |\n|---|---:|")
     for name, t in by_type.most_common(args.top):

@@ -225,3 +225,20 @@ def test_gelu_layer_compiles_only_in_training():
     assert compiled
     compiled, ops_ = _xla_calls(lambda t: layer(t, training=False), x)
     assert not compiled and "Erf" in ops_  # exported graphs hold plain TensorFlow ops
+
+
+def test_lstm_trains_through_the_written_gradient_and_infers_through_keras_loop(monkeypatch):
+    from zoo.models import layers as zoo_layers
+
+    calls = []
+    recurrence = zoo_layers._tf_lstm_recurrence
+    monkeypatch.setattr(zoo_layers, "_tf_lstm_recurrence", lambda *a: calls.append(a) or recurrence(*a))
+    layer = zoo_layers.LSTM(5)
+    x = tf.ones([2, 3, 4])
+    layer(x, training=True)
+    assert len(calls) == 1
+    layer(x, training=False)  # inference (and so exported graphs): Keras' loop
+    layer._written_gradient = False
+    layer(x, training=True)
+    zoo_layers.LSTM(5, activation="relu")(x, training=True)  # not Keras' default activations
+    assert len(calls) == 1
