@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import itertools
 import json
 import os
 import shlex
@@ -639,10 +640,15 @@ def with_lookahead(model, step, every=5):
     lookahead.set_params({"steps": 196, "epochs": 17})
     lookahead.on_train_begin()
     lookahead.on_epoch_begin(0)
+    count = itertools.count()
 
     def run():
         out = step()
-        lookahead.on_train_batch_end(0)
+        i = next(count)
+        if i and i % 196 == 0:
+            lookahead.on_epoch_end(i // 196 - 1)
+            lookahead.on_epoch_begin(i // 196)
+        lookahead.on_train_batch_end(i % 196)
         return out
 
     return run

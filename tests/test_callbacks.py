@@ -84,3 +84,19 @@ def test_validation_and_the_end_of_training_see_the_averaged_weights():
 def test_lookahead_needs_a_positive_period():
     with pytest.raises(ValueError, match="every must be >= 1"):
         Lookahead(every=0)
+
+
+@pytest.mark.parametrize("steps_per_execution", [1, 2])
+def test_lookahead_counts_the_steps_fit_runs(steps_per_execution):
+    x, y = np.ones((10, 3), "float32"), np.ones((10, 1), "float32")
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse", steps_per_execution=steps_per_execution)
+    synced = []
+    lookahead = Lookahead(every=4)
+    sync = lookahead._sync
+    lookahead._sync = lambda decay: synced.append((int(model.optimizer.iterations), decay == 1.0)) or sync(decay)
+    model.fit(x, y, batch_size=2, epochs=2, callbacks=[lookahead], verbose=0)  # 5 steps an epoch
+    # Every 4 steps or more (as many as a call of the train function runs), and the slow copy at
+    # each epoch's end, once.
+    expected = {1: [(4, False), (5, True), (8, False), (10, True)], 2: [(4, False), (5, True), (9, False), (10, True)]}
+    assert synced == expected[steps_per_execution]

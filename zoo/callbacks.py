@@ -61,15 +61,20 @@ class Lookahead(keras.callbacks.Callback):
         self._steps, self._epochs = self.params.get("steps"), max(1, self.params.get("epochs") or 1)
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._epoch = epoch
+        # The optimizer's step count is read once an epoch; within it, batches count the steps
+        # (`batch` is the last step a call ran, with steps_per_execution too).
+        self._epoch, self._averaged = epoch, False
+        self._epoch_start = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
 
     def _sync(self, decay):
         for w, slow in zip(self._weights(), self._slow):
             slow += (1.0 - decay) * (keras.ops.convert_to_numpy(w) - slow)
             w.assign(slow)
+        self._averaged = decay == 1.0
 
     def on_train_batch_end(self, batch, logs=None):
-        step = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        step = self._epoch_start + batch + 1
+        self._averaged = False
         if step - self._synced >= self.every:
             self._synced = step
             # Without a known epoch length (a dataset of unknown size), progress goes by epochs.
@@ -79,7 +84,8 @@ class Lookahead(keras.callbacks.Callback):
             self._sync(1.0)  # before validation, which Keras runs ahead of on_epoch_end
 
     def on_epoch_end(self, epoch, logs=None):
-        self._sync(1.0)
+        if not self._averaged:  # a dataset of unknown size: no batch was known to be the last
+            self._sync(1.0)
 
 
 def backup_dir(run_dir) -> Path:
