@@ -109,18 +109,14 @@ def save_toy_run(module, run_dir, metadata, **config):
     """A run directory as a task leaves it: saved_model/ with metadata.json, and config.json
     holding the config its command parses into (with `config` on top)."""
     import dataclasses
-    import importlib
-    import shlex
 
-    from zoo.config import parse_config
+    from zoo.publish import command_config
 
     path = run_dir / "saved_model"
     tf.saved_model.save(module, str(path), signatures={"serve": module.serve, "serving_default": module.serve})
     (path / "metadata.json").write_text(json.dumps({"parameters": 1, "versions": {"tensorflow": tf.__version__},
                                                     **metadata}))
-    words = shlex.split(metadata["command"])
-    task = importlib.import_module(words[2])
-    parsed = dataclasses.asdict(parse_config(task.Config, task.PRESETS, words[3:]))
+    parsed = dataclasses.asdict(command_config(metadata["command"]))
     (run_dir / "config.json").write_text(json.dumps({"config": {**parsed, **config}, "resolved": {}}))
     return run_dir
 

@@ -274,19 +274,26 @@ def _builder_args(model, kwargs) -> dict:
     return _plain({**defaults, **(kwargs or {})})
 
 
-def recipe_differences(command: str, trained: dict) -> dict:
-    """The settings in which `command` (one `python -m tasks.X ...` line), parsed with today's
-    presets, would train otherwise than the run whose config is `trained` (its config.json's
-    `config`): `{field: trained value}`, with `model_kwargs` as the builder arguments that
-    differ. A field the run's config lacks (added since) counts as its default."""
-    import dataclasses
+def command_config(command: str):
+    """The task config (its dataclass) that one `python -m tasks.X ...` line parses into with
+    today's presets, as the task's `main` would build it."""
     import importlib
 
     from zoo.config import parse_config
 
     words = shlex.split(command)
     task = importlib.import_module(words[words.index("-m") + 1])
-    cfg = parse_config(task.Config, task.PRESETS, words[words.index("-m") + 2:])
+    return parse_config(task.Config, task.PRESETS, words[words.index("-m") + 2:])
+
+
+def recipe_differences(command: str, trained: dict) -> dict:
+    """The settings in which `command` (one `python -m tasks.X ...` line), parsed with today's
+    presets, would train otherwise than the run whose config is `trained` (its config.json's
+    `config`): `{field: trained value}`, with `model_kwargs` as the builder arguments that
+    differ. A field the run's config lacks (added since) counts as its default."""
+    import dataclasses
+
+    cfg = command_config(command)
     differences = {}
     for f in dataclasses.fields(cfg):
         if f.name in RUN_SETTINGS or f.name == "model_kwargs":
