@@ -153,8 +153,9 @@ class LSTM(keras.layers.LSTM):
         projected = ops.matmul(sequences, ops.cast(cell.kernel, dtype)) + ops.cast(cell.bias, dtype)
         recurrent_kernel = ops.cast(cell.recurrent_kernel, dtype)
 
-        if (training and self._written_gradient and keras.backend.backend() == "tensorflow" and cell.activation is keras.activations.tanh
-                and cell.recurrent_activation is keras.activations.sigmoid):
+        default_activations = (cell.activation is keras.activations.tanh
+                               and cell.recurrent_activation is keras.activations.sigmoid)
+        if training and self._written_gradient and keras.backend.backend() == "tensorflow" and default_activations:
             return _tf_lstm_recurrence(projected, initial_state, recurrent_kernel, mask, self.go_backwards,
                                        self.zero_output_for_mask, self.return_sequences)
 
