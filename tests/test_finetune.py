@@ -394,3 +394,20 @@ def test_the_same_labels_keep_the_head_and_zero_epochs_reproduce_the_entry(tmp_p
     clips = sorted((tmp_path / "clips" / "low").iterdir())[:3]
     np.testing.assert_allclose(zoo.load(tmp_path / "child" / "saved_model", trust=True).probabilities(clips),
                                zoo.load(entry).probabilities(clips), atol=1e-6)
+
+
+def test_init_from_says_which_model_it_builds_in_place_of_the_configured_one(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    from tasks.vision import classify
+    from zoo.config import parse_config
+
+    entry = SimpleNamespace(name="toy_photos", recipe="image", card={"model": "resnet", "model_kwargs": {"depth": 2}})
+    monkeypatch.setattr(classify.RECIPE, "parent", lambda cfg: entry)
+    monkeypatch.setattr(classify.RECIPE, "inherit", lambda cfg, parent: {})
+    cfg = parse_config(classify.Config, classify.PRESETS, ["--preset", "fast", "--init-from", "toy_photos"])
+    adopted = classify.RECIPE.adopt(cfg, "vision.classify")
+    assert (adopted.model, adopted.model_kwargs) == ("resnet", {"depth": 2})
+    said = capsys.readouterr().out
+    assert f"the model is the entry's (resnet {{'depth': 2}}), in place of airbench {cfg.model_kwargs}" in said
+    assert "the preset's, with any --model and --model-arg" in said

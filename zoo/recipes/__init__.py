@@ -188,7 +188,8 @@ class Recipe:
                                                   for k, v in inherited.items() if v is not None) + ".")
         if cfg.model != changes["model"] or (cfg.model_kwargs and cfg.model_kwargs != changes["model_kwargs"]):
             print(f"--init-from {parent.name}: the model is the entry's ({changes['model']} "
-                  f"{changes['model_kwargs'] or ''}), not --model/--model-arg.")
+                  f"{changes['model_kwargs'] or ''}), in place of {cfg.model} {cfg.model_kwargs or ''} (the "
+                  "preset's, with any --model and --model-arg).")
         return dataclasses.replace(cfg, **changes)
 
     def start_from(self, cfg, model, data) -> dict:
