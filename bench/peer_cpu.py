@@ -148,9 +148,7 @@ class Airbench(Net):
                 return self.logits(x.float()) / 9
 
         model = Model().to(memory_format=torch.channels_last)
-        from tasks.vision.cifar10 import PRESETS
-
-        if not PRESETS["fast"].get("model_kwargs", {}).get("bn_scale", True):
+        if not _task_config("vision.cifar10", "fast", torch=True).model_kwargs.get("bn_scale", True):
             for module in model.modules():  # the preset's batch norms learn offsets only
                 if isinstance(module, nn.BatchNorm2d):
                     module.weight.requires_grad_(False)

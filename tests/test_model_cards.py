@@ -206,9 +206,7 @@ def test_a_shipped_entry_reproduces_its_recipe_under_todays_presets(name):
 
 def test_a_moved_preset_is_pinned_back_to_what_the_run_trained(monkeypatch):
     from tasks.vision import cifar10
-    from zoo.publish import pin_recipe, recipe_differences
-
-    from zoo.publish import RUN_SETTINGS
+    from zoo.publish import RUN_SETTINGS, pin_recipe, recipe_differences
 
     trained = dict(card_of("cifar10")["training"]["config"])
     for new in ("lookahead", "offset_lr_scale"):  # settings added after the run: their defaults are what it had
