@@ -123,6 +123,7 @@ def main(argv=None):
     if unknown:
         raise SystemExit(f"--variants takes {', '.join(VARIANTS)}; not {unknown}")
 
+    import zoo  # noqa: F401  (before TensorFlow: zoo.cpu picks its kernels, as the zoo's commands do)
     import keras
     import numpy as np
     import tensorflow as tf

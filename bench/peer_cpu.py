@@ -574,6 +574,7 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if "no-onednn" in knobs:
         os.environ["TF_ENABLE_ONEDNN_OPTS"] = "0"
+    import zoo  # noqa: F401  (before TensorFlow: zoo.cpu picks its kernels, as the zoo's commands do)
     import keras
     import tensorflow as tf
 
@@ -658,6 +659,7 @@ def run_ab(spec, precision, steps, warmup, variants):
     Each variant is `zoo` or `+`-joined MODEL_KNOBS (Keras' `train_on_batch` on the resident
     batch), or `torch` (the PyTorch peer's step); returns each one's per-step seconds."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import zoo  # noqa: F401  (before TensorFlow: zoo.cpu picks its kernels, as the zoo's commands do)
     import keras
     import tensorflow as tf
 

@@ -105,6 +105,7 @@ def main(argv=None):
     if args.torch:
         return profile_torch(args)
 
+    import zoo  # noqa: F401  (before TensorFlow: zoo.cpu picks its kernels, as the zoo's commands do)
     import keras
     import tensorflow as tf
 

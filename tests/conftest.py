@@ -10,6 +10,7 @@ import sys  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import zoo  # noqa: E402,F401  (before Keras imports TensorFlow: its kernels are chosen then, zoo.cpu)
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import keras
+
+from zoo.cpu import cpu_flags  # noqa: F401 (zoo.precision.cpu_flags, which cpu_has_bf16 reads)
 
 PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
 
@@ -35,18 +34,6 @@ BF16_CPU_FLAGS = ("amx_bf16", "avx512_bf16")
 # and a float32 spectrogram front end), the LSTM classifiers and the seq2seq LSTMs trained slower
 # in bfloat16 with TensorFlow 2.21 (bench/README.md), so `auto` keeps them in float32 on a CPU.
 CPU_BF16_DOMAINS = frozenset({"vision"})
-
-
-@functools.lru_cache(maxsize=None)
-def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> frozenset:
-    """The CPU's feature flags as Linux lists them in /proc/cpuinfo (empty where it cannot be read)."""
-    try:
-        for line in Path(cpuinfo).read_text().splitlines():
-            if line.startswith("flags"):
-                return frozenset(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return frozenset()
 
 
 def cpu_has_bf16(flags=None) -> bool:

@@ -18,6 +18,7 @@ import keras
 
 from zoo.callbacks import Lookahead, backup_dir, resumed_epoch, standard_callbacks, trim_history
 from zoo.cli import dumps_strict
+from zoo.cpu import tensorflow_onednn
 from zoo.distribute import get_strategy, is_chief, patch_keras_for_multiworker, strategy_name, worker_index
 from zoo.errors import ZooError
 from zoo.optim import make_optimizer, make_schedule
@@ -248,7 +249,8 @@ def setup_run(cfg, task: str, argv=None) -> Run:
         "config": dataclasses.asdict(cfg),
         "task": task,
         "resolved": {"dtype_policy": policy, "strategy": strategy_name(strategy),
-                     "replicas": strategy.num_replicas_in_sync, "jit_compile": run.jit_compile},
+                     "replicas": strategy.num_replicas_in_sync, "jit_compile": run.jit_compile,
+                     "onednn": tensorflow_onednn()},
         "command": command,
         "versions": package_versions(),
     }
