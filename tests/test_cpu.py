@@ -71,3 +71,20 @@ def test_import_zoo_turns_tensorflows_onednn_on():
     env = {k: v for k, v in os.environ.items() if k != cpu.ONEDNN_VARIABLE}
     assert _tensorflow_onednn(env) is True
     assert _tensorflow_onednn({**env, cpu.ONEDNN_VARIABLE: "0"}) is False
+
+
+def test_the_training_log_notes_tensorflow_imported_before_zoo(before_tensorflow):
+    before_tensorflow.setitem(sys.modules, "tensorflow", object())
+    before_tensorflow.setattr(cpu, "tensorflow_onednn", lambda: False)
+    assert "imported before zoo" in cpu.onednn_note()
+    before_tensorflow.setenv(cpu.ONEDNN_VARIABLE, "0")  # the user's choice: nothing to note
+    assert cpu.onednn_note() is None
+
+
+def test_no_note_where_oneDNN_runs_or_is_not_wanted(before_tensorflow):
+    before_tensorflow.setitem(sys.modules, "tensorflow", object())
+    before_tensorflow.setattr(cpu, "tensorflow_onednn", lambda: True)
+    assert cpu.onednn_note() is None
+    before_tensorflow.setattr(cpu, "tensorflow_onednn", lambda: False)
+    before_tensorflow.setattr(cpu.platform, "machine", lambda: "aarch64")
+    assert cpu.onednn_note() is None

@@ -18,7 +18,7 @@ import keras
 
 from zoo.callbacks import Lookahead, backup_dir, resumed_epoch, standard_callbacks, trim_history
 from zoo.cli import dumps_strict
-from zoo.cpu import tensorflow_onednn
+from zoo.cpu import onednn_note, tensorflow_onednn
 from zoo.distribute import get_strategy, is_chief, patch_keras_for_multiworker, strategy_name, worker_index
 from zoo.errors import ZooError
 from zoo.optim import make_optimizer, make_schedule
@@ -363,6 +363,8 @@ def train(model, train_ds, val_ds, cfg, run: Run, *, task: str, dataset: str):
         model.load_weights(cfg.weights)
     print(f"Model: {cfg.model} {cfg.model_kwargs or ''}, {model.count_params():,} parameters, "
           f"{run.policy}, {strategy_name(run.strategy)}, XLA {'on' if run.jit_compile else 'off'}.")
+    if note := onednn_note():
+        print(note)
     start = time.time()
     done = resumed_epoch(run.run_dir) if cfg.resume and cfg.epochs > 0 else 0
     history = fit(model, train_ds, val_ds, cfg, run) if cfg.epochs > 0 else {}
