@@ -73,7 +73,7 @@ def test_run_directory(trained):
     assert config["config"]["model"] == "seed_cnn" and config["config"]["epochs"] == 1
     assert config["config"]["model_kwargs"] == {}  # not the default preset's airbench widths
     assert config["resolved"]["dtype_policy"] == "float32" and config["resolved"]["jit_compile"] is False
-    if cpu.onednn_wanted() and os.environ.get(cpu.ONEDNN_VARIABLE) != "0":
+    if cpu.onednn_wanted() and os.environ.get(cpu.ONEDNN_VARIABLE, "1").lower() in ("1", "true"):
         assert config["resolved"]["onednn"] is True  # TensorFlow's oneDNN kernels, on CPUs it leaves them off too
     # The command that reproduces the run is the one that made it, whoever called main().
     assert config["command"].startswith("python -m tasks.vision.cifar10 --model seed_cnn --batch-size 16")

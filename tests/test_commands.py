@@ -218,6 +218,11 @@ def test_startup_filter_drops_info_and_keeps_warnings_and_errors():
                                  "E0000 00:00:1795981829.2     667 other.cc:9] a real error"]
     assert startup_lines_to_keep(STARTUP, 0) == STARTUP  # TF_CPP_MIN_LOG_LEVEL=0 shows everything
     assert "a real warning" not in startup_lines_to_keep(STARTUP, 2).decode()
+    # oneDNN's note that Eigen runs bfloat16 ops on a CPU without AVX-512: information at ERROR level.
+    note = (b"E0000 00:00:1796072004.38   4045 util.cc:131] oneDNN supports DT_BFLOAT16 only on platforms with "
+            b"AVX-512. Falling back to the default Eigen-based implementation if present.\n")
+    assert startup_lines_to_keep(note + STARTUP, 1) == startup_lines_to_keep(STARTUP, 1)
+    assert startup_lines_to_keep(note, 0) == note
     # With a driver, a cuInit failure is news: kept.
     with_driver = b"E0000 00:00:1.0   1 cuda_platform.cc:52] failed call to cuInit: CUDA_ERROR_NO_DEVICE\n"
     assert startup_lines_to_keep(with_driver, 1) == with_driver

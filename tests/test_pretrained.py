@@ -662,3 +662,32 @@ def test_shipped_model_reaches_its_recorded_metric(name, data_dir, image_cache_d
     measured = json.loads(result.stdout.strip().splitlines()[-1])
     assert (measured["examples"], measured["of"]) == (check["examples"], check["of"])
     assert abs(measured["value"] - card["metric"]["value"]) <= check["tolerance"], (measured, card["metric"])
+
+
+EIGEN_BFLOAT16 = (b"E0000 00:00:1796072004.387926    4045 util.cc:131] oneDNN supports DT_BFLOAT16 only on platforms "
+                  b"with AVX-512. Falling back to the default Eigen-based implementation if present.\n")
+
+
+class ChattySignature:
+    """A signature that writes TensorFlow's oneDNN/bfloat16 note to fd 2 on every call, as
+    TensorFlow does on a bfloat16 graph's first optimization on a CPU without AVX-512."""
+
+    structured_input_signature = ((), {"x": None})
+
+    def __call__(self, x):
+        os.write(2, EIGEN_BFLOAT16 + b"E0000 00:00:1.0   1 other.cc:9] a real error\n")
+        return {"y": x * 2}
+
+
+def test_a_signatures_first_call_drops_tensorflows_bfloat16_note_and_keeps_errors(capfd, monkeypatch):
+    from zoo.pretrained import Predictor
+
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")
+    model = type("Loaded", (), {"signatures": {"serve": ChattySignature()}})()
+    predictor = Predictor("p", {}, model)
+    out = predictor.call("serve", np.ones((3, 2), np.float32))
+    np.testing.assert_array_equal(out["y"], np.full((3, 2), 2.0))
+    err = capfd.readouterr().err
+    assert "DT_BFLOAT16" not in err and "a real error" in err
+    predictor.call("serve", np.ones((1, 2), np.float32))  # later calls are not filtered (no capture cost)
+    assert "DT_BFLOAT16" in capfd.readouterr().err

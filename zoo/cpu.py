@@ -2,13 +2,14 @@
 kernels should be on.
 
 TensorFlow 2.21's x86-64 Linux wheels turn their oneDNN kernels on by themselves only where the
-CPU has AVX-512 VNNI, AVX-512 BF16, AVX-VNNI or AMX; elsewhere (AMD Zen 2 and Zen 3, Intel
-client CPUs and older servers) convolutions, matrix products and batch norms run Eigen's kernels
-unless TF_ENABLE_ONEDNN_OPTS=1 is set before TensorFlow is imported. On a 2-core AMD EPYC (Zen 3,
-AVX2) oneDNN trained the `fast` preset's network 1.67x and the speech DS-CNN 1.9x faster than
-Eigen (`python bench/peer_cpu.py --keras-variants fit,fit+onednn`, bench/README.md), so `import
-zoo` sets TF_ENABLE_ONEDNN_OPTS=1 on x86-64 CPUs with AVX2 unless it is set already (0 keeps
-Eigen's kernels) or TensorFlow is already imported (the variable is read once, at its import).
+CPU has AVX-512 VNNI, AVX-512 BF16, AVX-VNNI or AMX (`DefaultOneDnnPolicy`, tensorflow/core/util/
+port.cc); elsewhere (AMD Zen 2 and Zen 3, Intel client CPUs and older servers) convolutions,
+matrix products and batch norms run Eigen's kernels unless TF_ENABLE_ONEDNN_OPTS=1 is set before
+TensorFlow is imported. On a 2-core AMD EPYC (Zen 3, AVX2) oneDNN trained the `fast` preset's
+network 1.67x, the speech DS-CNN 1.91x, the sentiment BiLSTM 1.54x and the translation LSTMs 1.12x
+faster than Eigen (bench/README.md, "CPUs without AVX-512"), so `import zoo` sets
+TF_ENABLE_ONEDNN_OPTS=1 on x86-64 CPUs with AVX2 unless it is set already (0 keeps Eigen's
+kernels) or TensorFlow is already imported (the variable is read once, at its import).
 """
 
 from __future__ import annotations
@@ -64,10 +65,12 @@ def tensorflow_onednn() -> bool | None:
 
 def onednn_note() -> str | None:
     """A line for the training log where this CPU wants oneDNN but the TensorFlow in use runs
-    Eigen's kernels without being asked to (it was imported before zoo); None otherwise."""
-    if os.environ.get(ONEDNN_VARIABLE) == "0" or "tensorflow" not in sys.modules or not onednn_wanted():
+    Eigen's kernels without being asked to (it was imported before zoo, the variable unset); None
+    otherwise."""
+    if ONEDNN_VARIABLE in os.environ or "tensorflow" not in sys.modules or not onednn_wanted():
         return None
     if tensorflow_onednn() is not False:
         return None
     return (f"Note: TensorFlow runs Eigen's kernels, not oneDNN's, on this CPU: it was imported before zoo. "
-            f"Convolutions train up to 1.7x faster with `import zoo` first or {ONEDNN_VARIABLE}=1 set.")
+            f"The zoo's networks trained 1.1-1.9x faster with oneDNN's on a CPU like this one; `import zoo` "
+            f"first, or set {ONEDNN_VARIABLE}=1, to use them.")

@@ -22,6 +22,11 @@ import tempfile
 _ABSL_LINE = re.compile(rb"^([IWEF])\d{4} ")
 _LEVELS = {b"I": 0, b"W": 1, b"E": 2, b"F": 3}
 _BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
+# TensorFlow's news, at ERROR level and once a process, that its oneDNN kernels leave bfloat16
+# ops to Eigen's on a CPU without AVX-512 (zoo.cpu turns oneDNN on for such CPUs): logged when a
+# graph with bfloat16 ops is first optimized, such as the first call of a bfloat16 entry. Nothing
+# is wrong: those ops run on Eigen's kernels, as they would without oneDNN.
+_EIGEN_BFLOAT16 = b"oneDNN supports DT_BFLOAT16 only on platforms with AVX-512"
 
 
 def min_log_level() -> int:
@@ -37,7 +42,8 @@ def startup_lines_to_keep(text: bytes, level: int) -> bytes:
     absl lines (`I0000 ...`, `W...`, `E...`, `F...`) of a lower severity are dropped, and so is
     absl's banner above them; other lines (Python's warnings, tracebacks) are all kept. With no
     CUDA driver on the machine (TF says so in an INFO line), the cuInit failure that follows is
-    that same news at ERROR level, and is dropped with it."""
+    that same news at ERROR level, and is dropped with it; so is oneDNN's note that Eigen runs
+    bfloat16 ops on a CPU without AVX-512 (information, at ERROR level)."""
     if level <= 0:
         return text
     lines = text.splitlines(keepends=True)
@@ -48,6 +54,8 @@ def startup_lines_to_keep(text: bytes, level: int) -> bytes:
         if line.startswith(_BANNER) or (match and _LEVELS[match.group(1)] < level):
             continue
         if no_driver and b"failed call to cuInit" in line:
+            continue
+        if _EIGEN_BFLOAT16 in line:
             continue
         kept.append(line)
     return b"".join(kept)

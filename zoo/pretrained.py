@@ -20,6 +20,7 @@ installed wheel has none: point `ZOO_MODELS_DIR` at a clone's `saved_models/`).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import math
@@ -32,6 +33,7 @@ import numpy as np
 
 from zoo.errors import DataError, ZooError
 from zoo.lite import FRONTEND_FILE, LiteChain, LiteModel, lite_file
+from zoo.logs import filtered_stderr, min_log_level
 from zoo.safety import MANIFEST, TEXT_OPS, check_saved_model_ops, verify_manifest
 
 CARD = "metadata.json"
@@ -214,6 +216,7 @@ class Predictor:
     def __init__(self, path, metadata, model, specs=None):
         self.path, self.metadata, self.model, self.specs = Path(path), metadata, model, specs or {}
         self.name = metadata.get("name", self.path.name)
+        self._called = set()  # the signatures called once (their graphs optimized)
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.name!r} from {self.path}>"
@@ -226,7 +229,12 @@ class Predictor:
             return self.model.run(x)  # one signature, `serve`
         fn = self.model.signatures[signature]
         (key,) = fn.structured_input_signature[1]
-        parts = [fn(**{key: tf.constant(x[i:i + self.batch_size])}) for i in range(0, len(x), self.batch_size)]
+        # A signature's first call optimizes its graph, which is when TensorFlow logs its
+        # information at ERROR level (zoo.logs.startup_lines_to_keep): filtered then, not after.
+        first = signature not in self._called
+        with filtered_stderr(min_log_level()) if first else contextlib.nullcontext():
+            parts = [fn(**{key: tf.constant(x[i:i + self.batch_size])}) for i in range(0, len(x), self.batch_size)]
+        self._called.add(signature)
         return {k: np.concatenate([p[k].numpy() for p in parts]) for k in parts[0]}
 
     def outputs(self, inputs) -> dict:
