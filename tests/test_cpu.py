@@ -88,3 +88,13 @@ def test_no_note_where_oneDNN_runs_or_is_not_wanted(before_tensorflow):
     before_tensorflow.setattr(cpu, "tensorflow_onednn", lambda: False)
     before_tensorflow.setattr(cpu.platform, "machine", lambda: "aarch64")
     assert cpu.onednn_note() is None
+
+
+def test_tensorflow_onednn_reads_the_imported_tensorflow(monkeypatch):
+    import tensorflow  # noqa: F401  (imported by the conftest already)
+    from tensorflow.python.util import _pywrap_util_port
+
+    assert cpu.tensorflow_onednn() is bool(_pywrap_util_port.IsMklEnabled())
+    monkeypatch.delitem(sys.modules, "tensorflow")
+    assert cpu.tensorflow_onednn() is None  # and does not import it
+    assert "tensorflow" not in sys.modules

@@ -54,7 +54,10 @@ def use_onednn() -> bool:
 
 
 def tensorflow_onednn() -> bool | None:
-    """Whether the imported TensorFlow runs its oneDNN kernels (None where it cannot tell)."""
+    """Whether the imported TensorFlow runs its oneDNN kernels (None where it cannot tell, or
+    TensorFlow is not imported: this does not import it)."""
+    if "tensorflow" not in sys.modules:
+        return None
     try:
         from tensorflow.python.util import _pywrap_util_port
 
