@@ -503,8 +503,6 @@ KNOBS = {
     "autodiff-lstm": "the zoo's LSTM layers train by automatic differentiation of their time loop instead of "
                      "the gradient zoo.models.layers writes out (the activations' derivatives before the "
                      "backward loop, the recurrent kernel's gradient after it)",
-    "keras-adam": "Adam and AdamW step with Keras' elementwise ops instead of the zoo's fused kernel "
-                  "(zoo.optim.Adam, zoo.optim.AdamW: TensorFlow's ResourceApplyAdam)",
     "keras-bn": "BatchNormalization layers call Keras' own code instead of the zoo's fused kernel "
                 "(zoo.models.layers.BatchNormalization)",
     "lookahead": "Lookahead (zoo.callbacks.Lookahead, a sync every 5 steps) in fit and --ab, as --lookahead 5 "
@@ -561,11 +559,6 @@ def keras_model(spec, knobs):
         for layer in model._flatten_layers():
             if isinstance(layer, keras.layers.LSTM):
                 layer._written_gradient = False
-    if "keras-adam" in knobs:
-        inner = getattr(optimizer, "inner_optimizer", optimizer)  # under a LossScaleOptimizer
-        if not hasattr(inner, "_fused_update"):
-            raise SystemExit(f"keras-adam: this network's optimizer is {type(inner).__name__}, not the zoo's Adam")
-        inner._fused_update = False
     if "lean-bn" in knobs:
         for layer in model.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
@@ -634,7 +627,7 @@ def run_keras(spec, precision, steps, warmup, variant, knobs):
 
 
 MODEL_KNOBS = ("keras-gelu", "tanh-gelu", "graph-gelu", "keras-bn", "keras-lstm", "lean-bn", "no-metrics",
-               "xla", "lookahead", "autodiff-lstm", "keras-adam")
+               "xla", "lookahead", "autodiff-lstm")
 
 
 def with_lookahead(model, step, every=5):

@@ -296,46 +296,6 @@ def test_offset_lr_scale_steps_normalization_offsets_that_many_times_faster(name
     assert type(make_optimizer("nesterov", 0.1)) is keras.optimizers.SGD  # the plain optimizer when unscaled
 
 
-@pytest.mark.parametrize("name", ["adam", "adamw"])
-@pytest.mark.parametrize("in_graph", [False, True])
-def test_adams_fused_step_is_keras_step(name, in_graph, monkeypatch):
-    """The zoo's Adam and AdamW take TensorFlow's fused kernel (a spy on it) and step a dense
-    kernel and an embedding's sparse gradient as Keras' own optimizers do, weight decay and
-    clipping included, eagerly and in a tf.function."""
-    from zoo import optim
-
-    fused_calls = []
-    real = tf.raw_ops.ResourceApplyAdam
-    monkeypatch.setattr(tf.raw_ops, "ResourceApplyAdam", lambda **kw: fused_calls.append(1) or real(**kw))
-    rng = np.random.default_rng(0)
-    start = [rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(7, 3)).astype("float32")]
-    grads = [[rng.normal(size=(5, 3)).astype("float32"), rng.normal(size=(2, 3)).astype("float32")]
-             for _ in range(4)]
-    rows = tf.constant([1, 4])
-    results = {}
-    for fused in (True, False):
-        opt = make_optimizer(name, 0.05, weight_decay=0.01 if name == "adamw" else None, clipnorm=5.0)
-        assert type(opt) is {"adam": optim.Adam, "adamw": optim.AdamW}[name]
-        opt._fused_update = fused
-        variables = [keras.Variable(w.copy()) for w in start]
-        opt.build(variables)  # as fit does, before its tf.function
-
-        def stepper(opt, variables):
-            def apply(dense, sparse_rows):
-                sparse = tf.IndexedSlices(sparse_rows, rows, dense_shape=tf.constant([7, 3]))
-                opt.apply_gradients([(tf.convert_to_tensor(dense), variables[0]), (sparse, variables[1])])
-            return tf.function(apply) if in_graph else apply
-
-        step = stepper(opt, variables)
-        for dense, sparse_rows in grads:
-            step(dense, sparse_rows)
-        results[fused] = [keras.ops.convert_to_numpy(v) for v in variables]
-    assert fused_calls  # the fused runs took the kernel (traced once a variable in a tf.function)
-    for fused, keras_own, before in zip(results[True], results[False], start):
-        assert np.abs(fused - before).max() > 1e-2  # they moved
-        np.testing.assert_allclose(fused, keras_own, rtol=1e-5, atol=1e-6)
-
-
 def test_offset_lr_scale_is_for_the_sgd_optimizers():
     with pytest.raises(ValueError, match="offset_lr_scale is for sgd, momentum and nesterov"):
         make_optimizer("adam", 0.1, offset_lr_scale=2.0)

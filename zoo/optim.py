@@ -114,45 +114,6 @@ class SGD(keras.optimizers.SGD):
         return {**super().get_config(), "offset_lr_scale": self.offset_lr_scale}
 
 
-class _FusedAdamUpdate:
-    """Adam's step for one variable as TensorFlow's one fused kernel (`ResourceApplyAdam`: the
-    moments and the variable updated in one pass) instead of Keras' eight or so elementwise ops,
-    each a pass over the variable and a kernel launch (and an embedding's `tf.IndexedSlices`
-    gradient made dense twice). The same formula: m += (g - m)(1 - beta_1), v += (g^2 - v)(1 -
-    beta_2), variable -= lr sqrt(1 - beta_2^t) / (1 - beta_1^t) m / (sqrt(v) + epsilon). Taken on
-    the TensorFlow backend outside distribution strategies and without amsgrad; Keras' step
-    everywhere else. Decoupled weight decay (AdamW) stays Keras' own, applied before this step."""
-
-    _fused_update = True  # False: Keras' step (bench/peer_cpu.py's keras-adam knob)
-
-    def update_step(self, gradient, variable, learning_rate):
-        if not (self._fused_update and keras.backend.backend() == "tensorflow" and not self.amsgrad):
-            return super().update_step(gradient, variable, learning_rate)
-        import tensorflow as tf
-
-        if tf.distribute.has_strategy():
-            return super().update_step(gradient, variable, learning_rate)
-        dtype = variable.dtype
-        index = self._get_variable_index(variable)
-        step = tf.cast(self.iterations + 1, dtype)
-        beta_1, beta_2 = tf.cast(self.beta_1, dtype), tf.cast(self.beta_2, dtype)
-        tf.raw_ops.ResourceApplyAdam(
-            var=variable.handle, m=self._momentums[index].value.handle, v=self._velocities[index].value.handle,
-            beta1_power=tf.pow(beta_1, step), beta2_power=tf.pow(beta_2, step), lr=tf.cast(learning_rate, dtype),
-            beta1=beta_1, beta2=beta_2, epsilon=tf.cast(self.epsilon, dtype),
-            grad=tf.cast(tf.convert_to_tensor(gradient), dtype))
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class Adam(_FusedAdamUpdate, keras.optimizers.Adam):
-    """`keras.optimizers.Adam`, its step one fused kernel on TensorFlow (`_FusedAdamUpdate`)."""
-
-
-@keras.saving.register_keras_serializable(package="zoo")
-class AdamW(_FusedAdamUpdate, keras.optimizers.AdamW):
-    """`keras.optimizers.AdamW`, its step one fused kernel on TensorFlow (`_FusedAdamUpdate`)."""
-
-
 def make_optimizer(name, learning_rate, *, momentum=0.9, weight_decay=None, clipnorm=None, clipvalue=None,
                    offset_lr_scale=1.0):
     """An optimizer by name.
@@ -179,6 +140,6 @@ def make_optimizer(name, learning_rate, *, momentum=0.9, weight_decay=None, clip
         return SGD(offset_lr_scale=offset_lr_scale, **sgd) if offset_lr_scale != 1.0 else keras.optimizers.SGD(**sgd)
     if name == "adamw":
         common["weight_decay"] = weight_decay if weight_decay is not None else 0.004
-        return AdamW(**common)
-    return {"adam": Adam, "adagrad": keras.optimizers.Adagrad,
+        return keras.optimizers.AdamW(**common)
+    return {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
             "adafactor": keras.optimizers.Adafactor}[name](**common)
