@@ -111,7 +111,7 @@ def main(argv=None):
         "384 kHz, 1 s": wav_file(tmp / "384k_1s.wav", 384000, 1),
         "crafted: 1e9 Hz declared, 4 MB": wav_file(tmp / "crafted.wav", 16000, 125, declared=10**9),
     }
-    lines = [f"# python bench/serve_wav_memory.py",
+    lines = ["# python bench/serve_wav_memory.py",
              f"# {time.strftime('%Y-%m-%d')}, {cpu_model()}, {os.cpu_count()} CPUs, TensorFlow {tf.__version__}",
              "# peak: VmHWM of a fresh process after the call; growth: peak minus VmHWM after a 1 s warm-up call",
              ""]
