@@ -223,6 +223,8 @@ def test_startup_filter_drops_info_and_keeps_warnings_and_errors():
             b"AVX-512. Falling back to the default Eigen-based implementation if present.\n")
     assert startup_lines_to_keep(note + STARTUP, 1) == startup_lines_to_keep(STARTUP, 1)
     assert startup_lines_to_keep(note, 0) == note
+    # The same note for another type: a masked LSTM transposes its boolean mask.
+    assert startup_lines_to_keep(note.replace(b"DT_BFLOAT16", b"DT_BOOL"), 1) == b""
     # With a driver, a cuInit failure is news: kept.
     with_driver = b"E0000 00:00:1.0   1 cuda_platform.cc:52] failed call to cuInit: CUDA_ERROR_NO_DEVICE\n"
     assert startup_lines_to_keep(with_driver, 1) == with_driver

@@ -73,6 +73,27 @@ def test_import_zoo_turns_tensorflows_onednn_on():
     assert _tensorflow_onednn({**env, cpu.ONEDNN_VARIABLE: "0"}) is False
 
 
+ONEDNN_TYPE_NOTE = "oneDNN supports DT_"
+
+
+def _stderr_of_graphs_with_other_types(absorb):
+    # A boolean and an int64 op of the kinds the zoo's runs hold (a transposed mask, token ids),
+    # in a graph function and in a tf.data pipeline.
+    code = ("import zoo, tensorflow as tf\n"
+            f"{'from zoo.logs import absorb_onednn_type_note; absorb_onednn_type_note()' if absorb else ''}\n"
+            "tf.function(lambda m: tf.transpose(tf.logical_not(m)))(tf.zeros([4, 5], tf.bool))\n"
+            "for _ in tf.data.Dataset.from_tensors(tf.zeros([4, 5], tf.int64)).map(tf.transpose): pass\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", cpu.ONEDNN_VARIABLE)}
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stderr
+
+
+@pytest.mark.slow
+def test_the_onednn_type_note_is_absorbed_before_a_run():
+    if ONEDNN_TYPE_NOTE not in _stderr_of_graphs_with_other_types(absorb=False):
+        pytest.skip("TensorFlow writes no oneDNN type note on this CPU")
+    assert ONEDNN_TYPE_NOTE not in _stderr_of_graphs_with_other_types(absorb=True)
+
+
 def test_the_training_log_notes_tensorflow_imported_before_zoo(before_tensorflow):
     before_tensorflow.setitem(sys.modules, "tensorflow", object())
     before_tensorflow.setattr(cpu, "tensorflow_onednn", lambda: False)

@@ -6,6 +6,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -145,6 +146,20 @@ def test_saved_model_serves_raw_strings_and_bad_input_in_a_fresh_process(sentime
     n = len(data.test_texts)
     assert np.mean((p[:n] > 0.5) == data.test_labels) == pytest.approx(sentiment_run.metrics["test_accuracy"])
     assert p[n + 2] > 0.5  # the long positive review, truncated in the graph, is still positive
+
+
+@pytest.mark.slow
+def test_a_training_run_writes_no_tensorflow_error_lines(corpus, tmp_path):
+    # On an x86-64 CPU without AVX-512, where `import zoo` turns TensorFlow's oneDNN kernels on, the
+    # first training step logs at ERROR level that the LSTM's transposed boolean mask falls back to
+    # Eigen: information the zoo filters out. Elsewhere no such line comes either.
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ZOO_DEBUG")}
+    result = subprocess.run([sys.executable, "-m", "tasks.text.sentiment", *TOY, "--epochs", "1", "--no-export",
+                             "--data-dir", str(corpus.parent), "--output-dir", str(tmp_path / "run")],
+                            cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Test accuracy" in result.stdout
+    assert not re.search(r"^[EF]\d{4} |oneDNN supports", result.stderr, re.M), result.stderr[-3000:]
 
 
 def test_unknown_model_and_reserved_arguments_are_errors(corpus, tmp_path):

@@ -22,11 +22,13 @@ import tempfile
 _ABSL_LINE = re.compile(rb"^([IWEF])\d{4} ")
 _LEVELS = {b"I": 0, b"W": 1, b"E": 2, b"F": 3}
 _BANNER = b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR"
-# TensorFlow's news, at ERROR level and once a process, that its oneDNN kernels leave bfloat16
-# ops to Eigen's on a CPU without AVX-512 (zoo.cpu turns oneDNN on for such CPUs): logged when a
-# graph with bfloat16 ops is first optimized, such as the first call of a bfloat16 entry. Nothing
-# is wrong: those ops run on Eigen's kernels, as they would without oneDNN.
-_EIGEN_BFLOAT16 = b"oneDNN supports DT_BFLOAT16 only on platforms with AVX-512"
+# TensorFlow's news, at ERROR level and once a process, that its oneDNN kernels leave an op of
+# some type to Eigen's on a CPU without AVX-512 (zoo.cpu turns oneDNN on for such CPUs), such as
+# "oneDNN supports DT_BFLOAT16 only on platforms with AVX-512" or "... DT_BOOL ..." (the transposed
+# mask of a masked LSTM): logged when the first graph holding such an op is optimized, such as a
+# training run's first step or a bfloat16 entry's first call. Nothing is wrong: those ops run on
+# Eigen's kernels, as they would without oneDNN.
+_EIGEN_FALLBACK = re.compile(rb"oneDNN supports DT_[A-Z0-9_]+ only on platforms with AVX-512")
 
 
 def min_log_level() -> int:
@@ -42,8 +44,8 @@ def startup_lines_to_keep(text: bytes, level: int) -> bytes:
     absl lines (`I0000 ...`, `W...`, `E...`, `F...`) of a lower severity are dropped, and so is
     absl's banner above them; other lines (Python's warnings, tracebacks) are all kept. With no
     CUDA driver on the machine (TF says so in an INFO line), the cuInit failure that follows is
-    that same news at ERROR level, and is dropped with it; so is oneDNN's note that Eigen runs
-    bfloat16 ops on a CPU without AVX-512 (information, at ERROR level)."""
+    that same news at ERROR level, and is dropped with it; so is oneDNN's note that Eigen runs ops
+    of a type (bfloat16, bool) on a CPU without AVX-512 (information, at ERROR level)."""
     if level <= 0:
         return text
     lines = text.splitlines(keepends=True)
@@ -55,7 +57,7 @@ def startup_lines_to_keep(text: bytes, level: int) -> bytes:
             continue
         if no_driver and b"failed call to cuInit" in line:
             continue
-        if _EIGEN_BFLOAT16 in line:
+        if _EIGEN_FALLBACK.search(line):
             continue
         kept.append(line)
     return b"".join(kept)
@@ -84,6 +86,24 @@ def filtered_stderr(level: int):
             rest = memoryview(startup_lines_to_keep(captured.read(), level))
             while rest:
                 rest = rest[os.write(2, rest):]
+
+
+def absorb_onednn_type_note() -> None:
+    """Has TensorFlow write its once-a-process note that oneDNN leaves ops of a type to Eigen's
+    kernels ("oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back to ..."), now and
+    filtered out, so that it does not come later amid a run's output, at the first graph holding
+    such an op (a tokenizer's int64 ids, a masked LSTM's transposed boolean mask, a bfloat16 op).
+    Only where TensorFlow runs oneDNN's kernels. It runs a one-op graph (a boolean transpose: oneDNN
+    has no boolean kernels), so call it once TensorFlow's devices are configured."""
+    from zoo.cpu import tensorflow_onednn
+
+    if not tensorflow_onednn():
+        return
+    import tensorflow as tf
+
+    with filtered_stderr(min_log_level()):
+        # Not [1, 1]: TensorFlow's graph optimizer removes a transpose that moves nothing.
+        tf.function(tf.transpose)(tf.zeros([2, 3], tf.bool))
 
 
 class _QuietLoader(importlib.abc.Loader):

@@ -21,6 +21,7 @@ from zoo.cli import dumps_strict
 from zoo.cpu import onednn_note, tensorflow_onednn
 from zoo.distribute import get_strategy, is_chief, patch_keras_for_multiworker, strategy_name, worker_index
 from zoo.errors import ZooError
+from zoo.logs import absorb_onednn_type_note
 from zoo.optim import make_optimizer, make_schedule
 from zoo.precision import set_precision
 
@@ -244,6 +245,7 @@ def setup_run(cfg, task: str, argv=None) -> Run:
         tf.config.experimental.enable_op_determinism()
     policy = set_precision(cfg.precision, _domain(getattr(cfg, "model", None)))
     strategy = get_strategy(cfg.distribute)
+    absorb_onednn_type_note()  # TensorFlow's oneDNN news, at ERROR level: not amid the run's output
     run = Run(own_dir, strategy, policy, resolve_jit(cfg.jit_compile), chief, command, _as_json(dataclasses.asdict(cfg)))
     resolved = {
         "config": dataclasses.asdict(cfg),
