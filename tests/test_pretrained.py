@@ -538,6 +538,21 @@ def test_python_m_zoo_predict(files):
     assert result.stderr.strip().splitlines()[-1] == f"error: {files['txt']}: not a decodable image (PNG, JPEG, GIF or BMP)."
 
 
+@pytest.mark.slow
+@pytest.mark.parametrize("entry", ["translate_spa_eng", "cifar10"])
+def test_python_m_zoo_predict_writes_no_tensorflow_error_lines(entry, files):
+    # With oneDNN on, on a CPU without AVX-512, TensorFlow writes once a process, at ERROR level,
+    # that oneDNN leaves ops of a type to Eigen (float16 weights, bfloat16 ops): information the
+    # zoo absorbs when it loads an entry. Elsewhere no such line comes either.
+    inputs = ["hola, ¿cómo estás?"] if entry == "translate_spa_eng" else [str(files["png"])]
+    env = {k: v for k, v in clean_env().items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-m", "zoo.predict", entry, *inputs], cwd=REPO, env=env,
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith(inputs[0])
+    assert not re.search(r"^[EF]\d{4} |oneDNN supports", result.stderr, re.M), result.stderr[-2000:]
+
+
 # --- standard tools, fresh processes --------------------------------------------------------------
 
 

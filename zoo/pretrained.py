@@ -33,7 +33,7 @@ import numpy as np
 
 from zoo.errors import DataError, ZooError
 from zoo.lite import FRONTEND_FILE, LiteChain, LiteModel, lite_file
-from zoo.logs import filtered_stderr, min_log_level
+from zoo.logs import absorb_onednn_type_note, filtered_stderr, min_log_level
 from zoo.safety import MANIFEST, TEXT_OPS, check_saved_model_ops, verify_manifest
 
 CARD = "metadata.json"
@@ -107,6 +107,7 @@ def load(name_or_path, *, trust: bool = False) -> "Predictor":
         importlib.import_module("tensorflow_text")
     import tensorflow as tf
 
+    absorb_onednn_type_note()  # TensorFlow's oneDNN news (float16 weights, say): not amid predictions
     return PREDICTORS[kind](path, card, tf.saved_model.load(str(path)), specs)
 
 
@@ -512,6 +513,7 @@ class KerasPredictor(Predictor):
     def load(cls, path, *, trust=False):
         import keras
 
+        absorb_onednn_type_note()
         try:
             model = keras.saving.load_model(path, safe_mode=not trust)
         except ValueError as e:
