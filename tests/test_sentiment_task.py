@@ -150,9 +150,10 @@ def test_saved_model_serves_raw_strings_and_bad_input_in_a_fresh_process(sentime
 
 @pytest.mark.slow
 def test_a_training_run_writes_no_tensorflow_error_lines(corpus, tmp_path):
-    # On an x86-64 CPU without AVX-512, where `import zoo` turns TensorFlow's oneDNN kernels on, the
-    # first training step logs at ERROR level that the LSTM's transposed boolean mask falls back to
-    # Eigen: information the zoo filters out. Elsewhere no such line comes either.
+    # On an x86-64 CPU without AVX-512, where `import zoo` turns TensorFlow's oneDNN kernels on,
+    # TensorFlow logs at ERROR level, once a process, that ops of a type fall back to Eigen (the
+    # tokenizer's int64 ids, the LSTM's transposed boolean mask): information the zoo absorbs when
+    # the run is set up. Elsewhere no such line comes either.
     env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", "ZOO_DEBUG")}
     result = subprocess.run([sys.executable, "-m", "tasks.text.sentiment", *TOY, "--epochs", "1", "--no-export",
                              "--data-dir", str(corpus.parent), "--output-dir", str(tmp_path / "run")],

@@ -88,6 +88,9 @@ def filtered_stderr(level: int):
                 rest = rest[os.write(2, rest):]
 
 
+_type_note_absorbed = False
+
+
 def absorb_onednn_type_note() -> None:
     """Has TensorFlow write its once-a-process note that oneDNN leaves ops of a type to Eigen's
     kernels ("oneDNN supports DT_BOOL only on platforms with AVX-512. Falling back to ..."), now and
@@ -95,15 +98,17 @@ def absorb_onednn_type_note() -> None:
     such an op (a tokenizer's int64 ids, a masked LSTM's transposed boolean mask, a bfloat16 op).
     Only where TensorFlow runs oneDNN's kernels. It runs a one-op graph (a boolean transpose: oneDNN
     has no boolean kernels), so call it once TensorFlow's devices are configured."""
+    global _type_note_absorbed
     from zoo.cpu import tensorflow_onednn
 
-    if not tensorflow_onednn():
+    if _type_note_absorbed or not tensorflow_onednn():
         return
     import tensorflow as tf
 
     with filtered_stderr(min_log_level()):
         # Not [1, 1]: TensorFlow's graph optimizer removes a transpose that moves nothing.
         tf.function(tf.transpose)(tf.zeros([2, 3], tf.bool))
+    _type_note_absorbed = True  # the note is TensorFlow's once a process: later loads and runs skip this
 
 
 class _QuietLoader(importlib.abc.Loader):
